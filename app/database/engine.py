@@ -1,0 +1,160 @@
+"""Engine factory and the session context managers every transaction goes through.
+
+``get_db_session()`` is the one way to write: commit on clean exit, rollback and re-raise
+on any exception, always close. ``get_read_session()`` is for long reads (exports, trail
+queries): on SQLite it starts a deferred transaction so it does not hold the write lock.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event
+from sqlalchemy.engine import URL
+from sqlalchemy.ext.asyncio import (
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
+
+from app.config import Settings, get_settings, parse_database_url
+from app.database.exceptions import translated_errors
+from app.exceptions import ConfigurationError
+
+_SQLITE_BEGIN = "ledgerflow_sqlite_begin"
+
+
+def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
+    # Every new SQLite connection needs these; pragmas are per connection, not per file.
+    # WAL lets readers run beside the single writer; NORMAL is durable across process
+    # crashes in WAL mode; busy_timeout waits for the writer instead of failing at once;
+    # foreign keys are off by default in SQLite.
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.close()
+    # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_sqlite_begin).
+    dbapi_connection.isolation_level = None
+
+
+def _on_sqlite_begin(conn: Any) -> None:
+    # A deferred SQLite transaction that reads and then writes can fail with SQLITE_BUSY
+    # without waiting when another writer committed in between. Writers therefore take the
+    # write lock up front (BEGIN IMMEDIATE, which honours busy_timeout); read sessions ask
+    # for DEFERRED so that long exports do not block writers.
+    mode = conn.get_execution_options().get(_SQLITE_BEGIN, "IMMEDIATE")
+    conn.exec_driver_sql(f"BEGIN {mode}")
+
+
+def create_engine(url: URL | str | None = None, settings: Settings | None = None) -> AsyncEngine:
+    """Create an async engine for ``url`` (default: ``DATABASE_URL``) with our per-dialect setup.
+
+    SQLite: the parent folder is created, and every connection gets WAL, synchronous=NORMAL,
+    busy_timeout=5000 and foreign_keys=ON. PostgreSQL: asyncpg with a pre-pinged pool sized
+    from settings.
+    """
+    settings = settings or get_settings()
+    if url is None:
+        url = settings.database
+    elif isinstance(url, str):
+        url = parse_database_url(url)
+    if url.drivername.startswith("sqlite"):
+        if url.database and url.database != ":memory:":
+            folder = Path(url.database).parent
+            try:
+                folder.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise ConfigurationError(
+                    f"DATABASE_URL: cannot create the folder {folder} ({exc.strerror})"
+                ) from exc
+        engine = create_async_engine(url, echo=settings.db_echo)
+        event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+        event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
+        return engine
+    return create_async_engine(
+        url,
+        echo=settings.db_echo,
+        pool_size=settings.db_pool_size,
+        max_overflow=settings.db_max_overflow,
+        pool_pre_ping=True,
+    )
+
+
+class Database:
+    """An engine with its session factories: the handle the orchestrator, audit and API share."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.url: URL = engine.url
+        self.dialect: str = engine.dialect.name
+        self._write_sessions = async_sessionmaker(engine, expire_on_commit=False)
+        reader = engine.execution_options(**{_SQLITE_BEGIN: "DEFERRED"})
+        self._read_sessions = async_sessionmaker(reader, expire_on_commit=False)
+
+    @classmethod
+    def from_url(cls, url: URL | str | None = None, settings: Settings | None = None) -> Database:
+        """Build a ``Database`` for ``url`` (default: ``DATABASE_URL``)."""
+        return cls(create_engine(url, settings))
+
+    @contextlib.asynccontextmanager
+    async def session(self) -> AsyncIterator[AsyncSession]:
+        """A write transaction: commit on clean exit, rollback and re-raise on error, close."""
+        with translated_errors(self.url):
+            async with self._write_sessions() as session:
+                try:
+                    yield session
+                except BaseException:
+                    await session.rollback()
+                    raise
+                else:
+                    await session.commit()
+
+    @contextlib.asynccontextmanager
+    async def read_session(self) -> AsyncIterator[AsyncSession]:
+        """A read transaction that never holds SQLite's write lock; rolled back on exit."""
+        with translated_errors(self.url):
+            async with self._read_sessions() as session:
+                try:
+                    yield session
+                finally:
+                    await session.rollback()
+
+    async def dispose(self) -> None:
+        """Close every pooled connection."""
+        await self.engine.dispose()
+
+
+_default: Database | None = None
+
+
+def get_database() -> Database:
+    """The process-wide ``Database`` built from settings on first use."""
+    global _default
+    if _default is None:
+        _default = Database.from_url()
+    return _default
+
+
+def set_database(database: Database | None) -> None:
+    """Replace the process-wide ``Database`` (wiring and tests use this; nothing else should)."""
+    global _default
+    _default = database
+
+
+@contextlib.asynccontextmanager
+async def get_db_session() -> AsyncIterator[AsyncSession]:
+    """One transaction on the process-wide database: commit on success, rollback on error."""
+    async with get_database().session() as session:
+        yield session
+
+
+async def session_dependency() -> AsyncIterator[AsyncSession]:
+    """FastAPI dependency built on ``get_db_session`` (use as ``SessionDep``)."""
+    async with get_db_session() as session:
+        yield session
