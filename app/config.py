@@ -59,6 +59,19 @@ class Settings(BaseSettings):
     poll_seconds: float = 0.5
     shutdown_grace_seconds: float = 10.0
 
+    #: Where the synthetic clinical warehouse lives (default: the orchestrator database).
+    warehouse_url: str | None = None
+    #: Extra agents to register: comma-separated ``package.module:Class`` paths.
+    agents: str = ""
+
+    delivery_dir: Path | None = None
+    audio_dir: Path | None = None
+    min_cohort_size: int = 10
+    audio_max_bytes: int = 50 * 1024 * 1024
+    audio_max_seconds: float = 600.0
+    audio_min_seconds: float = 0.5
+    transcript_min_confidence: float = 0.6
+
     @field_validator("database_url")
     @classmethod
     def _check_database_url(cls, value: str) -> str:
@@ -76,6 +89,21 @@ class Settings(BaseSettings):
     def database(self) -> URL:
         """The parsed ``DATABASE_URL``."""
         return parse_database_url(self.database_url)
+
+    @property
+    def warehouse(self) -> URL:
+        """The parsed ``WAREHOUSE_URL``, or the orchestrator database when unset."""
+        return parse_database_url(self.warehouse_url) if self.warehouse_url else self.database
+
+    @property
+    def deliveries_path(self) -> Path:
+        """Folder for research deliveries (``DELIVERY_DIR``, default ``<data>/deliveries``)."""
+        return self.delivery_dir or self.data_dir / "deliveries"
+
+    @property
+    def audio_path(self) -> Path:
+        """Folder for uploaded recordings (``AUDIO_DIR``, default ``<data>/audio``)."""
+        return self.audio_dir or self.data_dir / "audio"
 
     @property
     def data_dir(self) -> Path:
