@@ -7,6 +7,7 @@ queries): on SQLite it starts a deferred transaction so it does not hold the wri
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -96,6 +97,11 @@ class Database:
         self._write_sessions = async_sessionmaker(engine, expire_on_commit=False)
         reader = engine.execution_options(**{_SQLITE_BEGIN: "DEFERRED"})
         self._read_sessions = async_sessionmaker(reader, expire_on_commit=False)
+        # SQLite has one writer at a time. Queueing this process's writers here is cheaper
+        # than letting them meet in SQLite's busy handler, which sleeps between polls.
+        self._writer_lock: asyncio.Lock | None = (
+            asyncio.Lock() if self.dialect == "sqlite" else None
+        )
 
     @classmethod
     def from_url(cls, url: URL | str | None = None, settings: Settings | None = None) -> Database:
@@ -105,6 +111,12 @@ class Database:
     @contextlib.asynccontextmanager
     async def session(self) -> AsyncIterator[AsyncSession]:
         """A write transaction: commit on clean exit, rollback and re-raise on error, close."""
+        async with self._writer_lock or contextlib.nullcontext():
+            async with self._write_session() as session:
+                yield session
+
+    @contextlib.asynccontextmanager
+    async def _write_session(self) -> AsyncIterator[AsyncSession]:
         with translated_errors(self.url):
             async with self._write_sessions() as session:
                 try:
@@ -117,13 +129,14 @@ class Database:
 
     @contextlib.asynccontextmanager
     async def read_session(self) -> AsyncIterator[AsyncSession]:
-        """A read transaction that never holds SQLite's write lock; rolled back on exit."""
+        """A read transaction that never holds SQLite's write lock; ended (not committed) on exit.
+
+        Closing releases the connection, which rolls its transaction back; objects read stay
+        usable (closing detaches them without expiring them, unlike a rollback).
+        """
         with translated_errors(self.url):
             async with self._read_sessions() as session:
-                try:
-                    yield session
-                finally:
-                    await session.rollback()
+                yield session
 
     async def dispose(self) -> None:
         """Close every pooled connection."""

@@ -85,6 +85,8 @@ class Request(Base):
     step_index: Mapped[int] = mapped_column(Integer, default=0)
     current_step: Mapped[str | None] = mapped_column(String(64))
     attempt: Mapped[int] = mapped_column(Integer, default=0)
+    #: The last attempt the current step may make before it escalates (grows on "retry").
+    max_attempt: Mapped[int] = mapped_column(Integer, default=1)
     priority: Mapped[int] = mapped_column(Integer, default=0)
     submitted_by: Mapped[str] = mapped_column(String(128))
     idempotency_key: Mapped[str | None] = mapped_column(String(255))

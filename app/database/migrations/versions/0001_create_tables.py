@@ -68,6 +68,7 @@ def upgrade() -> None:
         sa.Column("step_index", sa.Integer(), nullable=False),
         sa.Column("current_step", sa.String(length=64), nullable=True),
         sa.Column("attempt", sa.Integer(), nullable=False),
+        sa.Column("max_attempt", sa.Integer(), nullable=False),
         sa.Column("priority", sa.Integer(), nullable=False),
         sa.Column("submitted_by", sa.String(length=128), nullable=False),
         sa.Column("idempotency_key", sa.String(length=255), nullable=True),

@@ -1,4 +1,6 @@
-"""Make audit_logs append-only: triggers refuse UPDATE and DELETE (and TRUNCATE on PostgreSQL).
+"""Make audit_logs append-only (triggers) and create the system audit chain's head row.
+
+Triggers refuse UPDATE and DELETE on both backends and TRUNCATE on PostgreSQL.
 
 Revision ID: 0002
 Revises: 0001
@@ -63,9 +65,18 @@ def _run(statements: list[str]) -> None:
         op.execute(statement)
 
 
+_SYSTEM_CHAIN_UP = (
+    "INSERT INTO audit_chains (chain_key, seq, head_hash, updated_at) "
+    "VALUES ('system', 0, '', CURRENT_TIMESTAMP)"
+)
+_SYSTEM_CHAIN_DOWN = "DELETE FROM audit_chains WHERE chain_key = 'system'"
+
+
 def upgrade() -> None:
     _run(_POSTGRES_UP if op.get_bind().dialect.name == "postgresql" else _SQLITE_UP)
+    op.execute(_SYSTEM_CHAIN_UP)
 
 
 def downgrade() -> None:
+    op.execute(_SYSTEM_CHAIN_DOWN)
     _run(_POSTGRES_DOWN if op.get_bind().dialect.name == "postgresql" else _SQLITE_DOWN)

@@ -1,0 +1,100 @@
+"""Hash chains: canonical serialisation, row hashes, and appending to a chain head.
+
+Canonical form of a row (what is hashed): a JSON object with exactly the keys
+``id, chain_key, seq, request_id, event_type, severity, actor, agent_id, occurred_at,
+event_data, prev_hash``; keys sorted at every level, no insignificant whitespace, UTF-8
+without escaping, UUIDs as lower-case hyphenated text, ``occurred_at`` as UTC ISO 8601
+with exactly six fractional digits and a ``Z``. ``hash = sha256(canonical).hexdigest()``.
+The first row of a chain has ``prev_hash = GENESIS``. The same row hashes the same on
+SQLite, PostgreSQL and in an exported file.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from app.audit.events import AuditEvent
+
+GENESIS = "0" * 64
+SYSTEM_CHAIN = "system"
+
+
+def canonical_json(value: Any) -> bytes:
+    """Sorted-key, compact, UTF-8 JSON: the one serialisation every digest uses."""
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def digest(value: Any) -> str:
+    """SHA-256 of the canonical JSON of ``value``."""
+    return hashlib.sha256(canonical_json(value)).hexdigest()
+
+
+def format_timestamp(moment: datetime) -> str:
+    """UTC, microseconds, ``Z``: ``2026-11-23T09:00:00.000001Z``."""
+    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def row_hash(row: dict[str, Any]) -> str:
+    """The hash of an audit row given as a mapping of its columns (``hash`` is ignored)."""
+    request_id = row["request_id"]
+    canonical = {
+        "id": str(row["id"]),
+        "chain_key": row["chain_key"],
+        "seq": row["seq"],
+        "request_id": str(request_id) if request_id is not None else None,
+        "event_type": row["event_type"],
+        "severity": row["severity"],
+        "actor": row["actor"],
+        "agent_id": row["agent_id"],
+        "occurred_at": format_timestamp(row["occurred_at"]),
+        "event_data": row["event_data"],
+        "prev_hash": row["prev_hash"],
+    }
+    return hashlib.sha256(canonical_json(canonical)).hexdigest()
+
+
+def chain_key_for(request_id: uuid.UUID | None) -> str:
+    """The chain a row belongs to: its request's id, or the system chain."""
+    return str(request_id) if request_id is not None else SYSTEM_CHAIN
+
+
+@dataclass
+class ChainHead:
+    """The tip of one chain; :meth:`append` builds the next row and moves the tip."""
+
+    chain_key: str
+    seq: int = 0
+    hash: str = ""
+
+    def append(
+        self,
+        event: AuditEvent,
+        *,
+        actor: str,
+        occurred_at: datetime,
+        request_id: uuid.UUID | None = None,
+        agent_id: str | None = None,
+    ) -> dict[str, Any]:
+        """Return the ``audit_logs`` row (column -> value) for ``event`` and advance."""
+        row: dict[str, Any] = {
+            "id": uuid.uuid4(),
+            "chain_key": self.chain_key,
+            "seq": self.seq + 1,
+            "request_id": request_id,
+            "event_type": event.event_type,
+            "severity": event.severity,
+            "actor": actor,
+            "agent_id": agent_id,
+            "occurred_at": occurred_at,
+            "event_data": event.data(),
+            "prev_hash": self.hash or GENESIS,
+        }
+        row["hash"] = row_hash(row)
+        self.seq = row["seq"]
+        self.hash = row["hash"]
+        return row

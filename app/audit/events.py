@@ -1,0 +1,236 @@
+"""Typed audit events: one pydantic model per ``event_type``, each with a fixed severity.
+
+Event data holds identifiers and digests, never clinical content: no transcript text, no
+patient names, no payload bodies (their SHA-256 instead). Writes go through
+``model_dump(mode="json")``; reads come back through :data:`EVENT_ADAPTER`.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any, ClassVar, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter
+
+Severity = Literal["info", "warning", "error", "critical"]
+
+
+class AuditEvent(BaseModel):
+    """Base of every event; subclasses set ``event_type`` and ``severity``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    event_type: str
+    severity: ClassVar[Severity] = "info"
+
+    def data(self) -> dict[str, Any]:
+        """The JSON stored in ``event_data`` (everything but ``event_type``)."""
+        return self.model_dump(mode="json", exclude={"event_type"})
+
+
+class RequestSubmitted(AuditEvent):
+    """A service submitted a request."""
+
+    event_type: Literal["request_submitted"] = "request_submitted"
+    kind: str
+    priority: int
+    payload_digest: str
+    idempotency_key: str | None = None
+
+
+class StateChanged(AuditEvent):
+    """The request moved from one state to another (one per ``state_transitions`` row)."""
+
+    event_type: Literal["state_changed"] = "state_changed"
+    from_state: str | None
+    to_state: str
+    step: str | None = None
+    reason: str | None = None
+
+
+class AgentStarted(AuditEvent):
+    """A worker started an attempt of a step."""
+
+    event_type: Literal["agent_started"] = "agent_started"
+    step: str
+    attempt: int
+    input_digest: str
+    worker_id: str
+
+
+class AgentSucceeded(AuditEvent):
+    """An attempt finished and its output was recorded."""
+
+    event_type: Literal["agent_succeeded"] = "agent_succeeded"
+    step: str
+    attempt: int
+    output_digest: str
+    duration_ms: int
+
+
+class AgentFailed(AuditEvent):
+    """An attempt raised an error."""
+
+    event_type: Literal["agent_failed"] = "agent_failed"
+    severity: ClassVar[Severity] = "warning"
+    step: str
+    attempt: int
+    error_type: str
+    error: str
+    retryable: bool
+    duration_ms: int
+
+
+class AgentTimedOut(AuditEvent):
+    """An attempt ran past its step's timeout (counts as a failed attempt)."""
+
+    event_type: Literal["agent_timed_out"] = "agent_timed_out"
+    severity: ClassVar[Severity] = "warning"
+    step: str
+    attempt: int
+    timeout_seconds: float
+
+
+class AgentRetryScheduled(AuditEvent):
+    """A failed attempt will be tried again after a backoff."""
+
+    event_type: Literal["agent_retry_scheduled"] = "agent_retry_scheduled"
+    step: str
+    next_attempt: int
+    not_before: datetime
+    delay_seconds: float
+
+
+class StepRecovered(AuditEvent):
+    """A worker took over a step whose previous worker's lease expired mid-attempt."""
+
+    event_type: Literal["step_recovered"] = "step_recovered"
+    severity: ClassVar[Severity] = "warning"
+    step: str
+    attempt: int
+    previous_attempt: int
+    previous_worker: str | None
+
+
+class StaleResultDiscarded(AuditEvent):
+    """A worker finished after losing its lease; its result was not recorded."""
+
+    event_type: Literal["stale_result_discarded"] = "stale_result_discarded"
+    severity: ClassVar[Severity] = "warning"
+    step: str
+    attempt: int
+    worker_id: str
+    output_digest: str | None = None
+    reason: str
+
+
+class ApprovalRequested(AuditEvent):
+    """A step's human gate opened."""
+
+    event_type: Literal["approval_requested"] = "approval_requested"
+    approval_id: str
+    step: str
+    reason: str | None = None
+
+
+class ApprovalDecided(AuditEvent):
+    """A reviewer approved or rejected."""
+
+    event_type: Literal["approval_decided"] = "approval_decided"
+    approval_id: str
+    step: str
+    decision: Literal["approve", "reject"]
+    note: str | None = None
+
+
+class EscalationOpened(AuditEvent):
+    """A request needs a person: retries exhausted, infeasible, or the agent asked."""
+
+    event_type: Literal["escalation_opened"] = "escalation_opened"
+    severity: ClassVar[Severity] = "error"
+    escalation_id: str
+    step: str
+    reason: str
+
+
+class EscalationResolved(AuditEvent):
+    """A person decided what an escalated request does next."""
+
+    event_type: Literal["escalation_resolved"] = "escalation_resolved"
+    escalation_id: str
+    step: str
+    resolution: Literal["retry", "skip", "fail"]
+    note: str | None = None
+
+
+class RequestCancelled(AuditEvent):
+    """Somebody cancelled the request."""
+
+    event_type: Literal["request_cancelled"] = "request_cancelled"
+    severity: ClassVar[Severity] = "warning"
+    reason: str | None = None
+    step: str | None = None
+
+
+class RequestCompleted(AuditEvent):
+    """Every step succeeded."""
+
+    event_type: Literal["request_completed"] = "request_completed"
+    steps: int
+    result_digest: str
+
+
+class RequestFailed(AuditEvent):
+    """The request ended without completing."""
+
+    event_type: Literal["request_failed"] = "request_failed"
+    severity: ClassVar[Severity] = "error"
+    step: str | None
+    reason: str
+
+
+class AuditAccessed(AuditEvent):
+    """Somebody read, verified or exported the audit trail (or was denied)."""
+
+    event_type: Literal["audit_accessed"] = "audit_accessed"
+    action: str
+    filters: dict[str, Any]
+    row_count: int
+    format: str | None = None
+    denied: bool = False
+
+
+AnyEvent = Annotated[
+    RequestSubmitted
+    | StateChanged
+    | AgentStarted
+    | AgentSucceeded
+    | AgentFailed
+    | AgentTimedOut
+    | AgentRetryScheduled
+    | StepRecovered
+    | StaleResultDiscarded
+    | ApprovalRequested
+    | ApprovalDecided
+    | EscalationOpened
+    | EscalationResolved
+    | RequestCancelled
+    | RequestCompleted
+    | RequestFailed
+    | AuditAccessed,
+    Field(discriminator="event_type"),
+]
+
+#: Parses stored rows back into typed events: ``EVENT_ADAPTER.validate_python({...})``.
+EVENT_ADAPTER: TypeAdapter[AnyEvent] = TypeAdapter(AnyEvent)
+
+#: Every event model by its ``event_type``.
+EVENT_TYPES: dict[str, type[AuditEvent]] = {
+    model.model_fields["event_type"].default: model for model in AuditEvent.__subclasses__()
+}
+
+
+def parse_event(event_type: str, event_data: dict[str, Any]) -> AuditEvent:
+    """Turn a stored ``(event_type, event_data)`` back into its typed event."""
+    event: AuditEvent = EVENT_ADAPTER.validate_python({"event_type": event_type, **event_data})
+    return event

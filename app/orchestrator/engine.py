@@ -1,0 +1,527 @@
+"""The orchestrator's Python API: submit, read, cancel, decide approvals, resolve escalations.
+
+Every function is one transaction through ``Database.session()`` and writes through
+:mod:`app.orchestrator.changes`, so each change of state commits its request row, its
+``state_transitions`` row and its audit rows together, or nothing.
+"""
+
+from __future__ import annotations
+
+import builtins
+import uuid
+from collections.abc import Mapping
+from datetime import datetime
+from typing import Any, Literal
+
+from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.chain import ChainHead, chain_key_for, digest
+from app.audit.events import (
+    ApprovalDecided,
+    EscalationResolved,
+    RequestCancelled,
+    RequestCompleted,
+    RequestFailed,
+    RequestSubmitted,
+    StateChanged,
+)
+from app.database import Database, IntegrityViolation
+from app.database.models import AgentExecution, Approval, Escalation, Request, StateTransition
+from app.database.types import utcnow
+from app.orchestrator.changes import (
+    REQUESTS,
+    RequestChange,
+    insert_records,
+    lock_snapshot,
+    merge_result,
+    one_change,
+    write_changes,
+)
+from app.orchestrator.exceptions import (
+    IdempotencyConflict,
+    IllegalTransition,
+    InvalidRequest,
+    NotFound,
+)
+from app.orchestrator.states import TERMINAL, State
+from app.orchestrator.views import (
+    ApprovalView,
+    EscalationView,
+    ExecutionView,
+    History,
+    RequestPage,
+    RequestView,
+    TransitionView,
+    decode_cursor,
+    encode_cursor,
+)
+from app.orchestrator.workflows import Workflow, WorkflowRegistry
+
+_MAX_TEXT = 2000
+
+
+def _require_text(value: str | None, field: str, *, limit: int = 128) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise InvalidRequest("must be a non-empty string", field=field)
+    if len(value) > limit:
+        raise InvalidRequest(f"must be at most {limit} characters", field=field)
+    return value.strip()
+
+
+def _optional_text(value: str | None, field: str) -> str | None:
+    if value is None:
+        return None
+    if not isinstance(value, str) or len(value) > _MAX_TEXT:
+        raise InvalidRequest(f"must be a string of at most {_MAX_TEXT} characters", field=field)
+    return value
+
+
+def enter_step(change: RequestChange, workflow: Workflow, index: int) -> None:
+    """Point the request at step ``index`` with a fresh attempt budget."""
+    step = workflow.steps[index]
+    change.set(
+        step_index=index,
+        current_step=step.name,
+        attempt=1,
+        max_attempt=step.retry.max_attempts,
+    )
+
+
+def complete(change: RequestChange, result: Mapping[str, Any] | None, steps: int) -> None:
+    """Finish the request successfully."""
+    change.transition(State.COMPLETED, step=None, reason="all steps done")
+    change.event(RequestCompleted(steps=steps, result_digest=digest(result or {})))
+    change.set(lease_owner=None, lease_expires_at=None, current_step=None, completed_at=change.now)
+
+
+def fail(change: RequestChange, step: str | None, reason: str, error: dict[str, Any]) -> None:
+    """End the request as failed."""
+    change.transition(State.FAILED, step=step, reason=reason)
+    change.event(RequestFailed(step=step, reason=reason))
+    change.set(lease_owner=None, lease_expires_at=None, error=error, completed_at=change.now)
+
+
+class Orchestrator:
+    """Submits and steers requests; workers (``app.orchestrator.worker``) run them."""
+
+    def __init__(self, database: Database, workflows: WorkflowRegistry) -> None:
+        self.database = database
+        self.workflows = workflows
+
+    # -- submit ---------------------------------------------------------------------------
+
+    async def submit(
+        self,
+        kind: str,
+        payload: Mapping[str, Any],
+        submitted_by: str,
+        idempotency_key: str | None = None,
+        priority: int = 0,
+    ) -> RequestView:
+        """Create a request, or return the one already made with the same idempotency key.
+
+        The same key with a different payload raises ``IdempotencyConflict`` and writes
+        nothing.
+        """
+        submitted_by = _require_text(submitted_by, "submitted_by")
+        if idempotency_key is not None:
+            idempotency_key = _require_text(idempotency_key, "idempotency_key", limit=255)
+        if (
+            not isinstance(priority, int)
+            or isinstance(priority, bool)
+            or not -100 <= priority <= 100
+        ):
+            raise InvalidRequest("must be an integer from -100 to 100", field="priority")
+        if not isinstance(payload, Mapping):
+            raise InvalidRequest("must be an object", field="payload")
+        workflow = self.workflows.get(kind)
+        clean = workflow.validate_payload(payload)
+        payload_digest = digest(clean)
+        if idempotency_key is not None:
+            existing = await self._find_idempotent(submitted_by, idempotency_key, payload_digest)
+            if existing is not None:
+                return existing
+        try:
+            async with self.database.session() as session:
+                request_id = await self._insert(
+                    session,
+                    workflow,
+                    clean,
+                    payload_digest,
+                    submitted_by,
+                    idempotency_key,
+                    priority,
+                )
+        except IntegrityViolation:
+            # A concurrent submit with the same key won the unique constraint.
+            if idempotency_key is None:
+                raise
+            existing = await self._find_idempotent(submitted_by, idempotency_key, payload_digest)
+            if existing is None:
+                raise
+            return existing
+        return await self.get(request_id)
+
+    async def _find_idempotent(
+        self, submitted_by: str, key: str, payload_digest: str
+    ) -> RequestView | None:
+        async with self.database.read_session() as session:
+            row = (
+                await session.execute(
+                    select(Request).where(
+                        Request.submitted_by == submitted_by, Request.idempotency_key == key
+                    )
+                )
+            ).scalar_one_or_none()
+            if row is None:
+                return None
+            if row.payload_digest != payload_digest:
+                raise IdempotencyConflict(
+                    f"idempotency key {key!r} was used by {submitted_by} "
+                    f"for request {row.id} with a different payload"
+                )
+            return RequestView.model_validate(row)
+
+    async def _insert(
+        self,
+        session: AsyncSession,
+        workflow: Workflow,
+        payload: dict[str, Any],
+        payload_digest: str,
+        submitted_by: str,
+        idempotency_key: str | None,
+        priority: int,
+    ) -> uuid.UUID:
+        now = utcnow()
+        request_id = uuid.uuid4()
+        head = ChainHead(chain_key_for(request_id))
+        first = workflow.steps[0]
+        audit_rows = [
+            head.append(event, actor=submitted_by, occurred_at=now, request_id=request_id)
+            for event in (
+                RequestSubmitted(
+                    kind=workflow.kind,
+                    priority=priority,
+                    payload_digest=payload_digest,
+                    idempotency_key=idempotency_key,
+                ),
+                StateChanged(from_state=None, to_state=State.PENDING, reason="submitted"),
+            )
+        ]
+        await session.execute(
+            insert(REQUESTS).values(
+                id=request_id,
+                kind=workflow.kind,
+                state=State.PENDING,
+                step_index=0,
+                current_step=first.name,
+                attempt=1,
+                max_attempt=first.retry.max_attempts,
+                priority=priority,
+                submitted_by=submitted_by,
+                idempotency_key=idempotency_key,
+                payload_digest=payload_digest,
+                payload=payload,
+                not_before=now,
+                version=0,
+                audit_seq=head.seq,
+                audit_head=head.hash,
+                created_at=now,
+                updated_at=now,
+            )
+        )
+        from app.orchestrator.changes import Snapshot
+
+        change = RequestChange(
+            Snapshot(
+                id=request_id,
+                kind=workflow.kind,
+                state=State.PENDING,
+                step_index=0,
+                current_step=first.name,
+                attempt=1,
+                max_attempt=first.retry.max_attempts,
+                version=0,
+                audit_seq=head.seq,
+                audit_head=head.hash,
+                payload=payload,
+                result=None,
+                submitted_by=submitted_by,
+                priority=priority,
+            ),
+            actor=submitted_by,
+            now=now,
+        )
+        change.rows["audit_logs"].extend(audit_rows)
+        change.add(
+            "state_transitions",
+            {
+                "id": uuid.uuid4(),
+                "request_id": request_id,
+                "from_state": None,
+                "to_state": str(State.PENDING),
+                "step": None,
+                "actor": submitted_by,
+                "reason": "submitted",
+                "created_at": now,
+            },
+        )
+        if workflow.on_submit is not None:
+            change.domain(workflow.on_submit(request_id, payload))
+        await insert_records(session, [change])
+        return request_id
+
+    # -- read -----------------------------------------------------------------------------
+
+    async def get(self, request_id: uuid.UUID) -> RequestView:
+        """One request."""
+        async with self.database.read_session() as session:
+            row = await session.get(Request, request_id)
+            if row is None:
+                raise NotFound(f"no request {request_id}")
+            return RequestView.model_validate(row)
+
+    async def list(
+        self,
+        *,
+        kind: str | None = None,
+        state: str | None = None,
+        submitted_by: str | None = None,
+        created_after: datetime | None = None,
+        created_before: datetime | None = None,
+        cursor: str | None = None,
+        limit: int = 50,
+    ) -> RequestPage:
+        """Requests newest first, filtered, by keyset pagination on ``(created_at, id)``."""
+        if not 1 <= limit <= 500:
+            raise InvalidRequest("must be from 1 to 500", field="limit")
+        if state is not None and state not in State.__members__.values():
+            raise InvalidRequest(f"unknown state {state!r}", field="state")
+        query = select(Request)
+        for column, value in (
+            (Request.kind, kind),
+            (Request.state, state),
+            (Request.submitted_by, submitted_by),
+        ):
+            if value is not None:
+                query = query.where(column == value)
+        if created_after is not None:
+            query = query.where(Request.created_at >= created_after)
+        if created_before is not None:
+            query = query.where(Request.created_at < created_before)
+        if cursor is not None:
+            stamp, rid = decode_cursor(cursor)
+            query = query.where(
+                or_(Request.created_at < stamp, and_(Request.created_at == stamp, Request.id < rid))
+            )
+        query = query.order_by(Request.created_at.desc(), Request.id.desc()).limit(limit + 1)
+        async with self.database.read_session() as session:
+            rows = list((await session.execute(query)).scalars())
+            items = [RequestView.model_validate(row) for row in rows[:limit]]
+        more = len(rows) > limit
+        next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if more and items else None
+        return RequestPage(items=items, next_cursor=next_cursor)
+
+    async def history(self, request_id: uuid.UUID) -> History:
+        """A request with its transitions, executions, approvals and escalations, in order."""
+        async with self.database.read_session() as session:
+            row = await session.get(Request, request_id)
+            if row is None:
+                raise NotFound(f"no request {request_id}")
+            transitions = (
+                await session.execute(
+                    select(StateTransition)
+                    .where(StateTransition.request_id == request_id)
+                    .order_by(StateTransition.created_at, StateTransition.id)
+                )
+            ).scalars()
+            executions = (
+                await session.execute(
+                    select(AgentExecution)
+                    .where(AgentExecution.request_id == request_id)
+                    .order_by(AgentExecution.step_index, AgentExecution.attempt)
+                )
+            ).scalars()
+            approvals = (
+                await session.execute(
+                    select(Approval)
+                    .where(Approval.request_id == request_id)
+                    .order_by(Approval.requested_at)
+                )
+            ).scalars()
+            escalations = (
+                await session.execute(
+                    select(Escalation)
+                    .where(Escalation.request_id == request_id)
+                    .order_by(Escalation.opened_at)
+                )
+            ).scalars()
+            return History(
+                request=RequestView.model_validate(row),
+                transitions=[TransitionView.model_validate(t) for t in transitions],
+                executions=[ExecutionView.model_validate(e) for e in executions],
+                approvals=[ApprovalView.model_validate(a) for a in approvals],
+                escalations=[EscalationView.model_validate(e) for e in escalations],
+            )
+
+    async def approvals(
+        self, status: str | None = "pending", limit: int = 100
+    ) -> builtins.list[ApprovalView]:
+        """Approvals, oldest first (pending ones by default)."""
+        query = select(Approval).order_by(Approval.requested_at).limit(limit)
+        if status is not None:
+            query = query.where(Approval.status == status)
+        async with self.database.read_session() as session:
+            return [
+                ApprovalView.model_validate(a) for a in (await session.execute(query)).scalars()
+            ]
+
+    async def escalations(
+        self, status: str | None = "open", limit: int = 100
+    ) -> builtins.list[EscalationView]:
+        """Escalations, oldest first (open ones by default)."""
+        query = select(Escalation).order_by(Escalation.opened_at).limit(limit)
+        if status is not None:
+            query = query.where(Escalation.status == status)
+        async with self.database.read_session() as session:
+            return [
+                EscalationView.model_validate(e) for e in (await session.execute(query)).scalars()
+            ]
+
+    # -- steer ----------------------------------------------------------------------------
+
+    async def cancel(
+        self, request_id: uuid.UUID, actor: str, reason: str | None = None
+    ) -> RequestView:
+        """Cancel a request that has not finished; a running step's late result is discarded."""
+        actor = _require_text(actor, "actor")
+        reason = _optional_text(reason, "reason")
+        async with self.database.session() as session:
+            snap = await lock_snapshot(session, request_id)
+            if snap.state in TERMINAL:
+                raise IllegalTransition(f"request {request_id} is already {snap.state}")
+            change = RequestChange(snap, actor=actor, now=utcnow())
+            change.transition(State.CANCELLED, step=snap.current_step, reason=reason)
+            change.event(RequestCancelled(reason=reason, step=snap.current_step))
+            change.set(lease_owner=None, lease_expires_at=None, completed_at=change.now)
+            one_change(await write_changes(session, [change]), change)
+            await self._close_gates(session, request_id, actor, change.now)
+        return await self.get(request_id)
+
+    async def _close_gates(
+        self, session: AsyncSession, request_id: uuid.UUID, actor: str, now: datetime
+    ) -> None:
+        await session.execute(
+            update(Approval)
+            .where(Approval.request_id == request_id, Approval.status == "pending")
+            .values(status="cancelled", decided_by=actor, decided_at=now)
+        )
+        await session.execute(
+            update(Escalation)
+            .where(Escalation.request_id == request_id, Escalation.status == "open")
+            .values(status="cancelled", resolved_by=actor, resolved_at=now)
+        )
+
+    async def decide_approval(
+        self,
+        approval_id: uuid.UUID,
+        actor: str,
+        decision: Literal["approve", "reject"],
+        note: str | None = None,
+    ) -> RequestView:
+        """Approve (the request goes on) or reject (it fails, with the reviewer's note)."""
+        actor = _require_text(actor, "actor")
+        note = _optional_text(note, "note")
+        if decision not in ("approve", "reject"):
+            raise InvalidRequest("must be 'approve' or 'reject'", field="decision")
+        async with self.database.session() as session:
+            approval = await session.get(Approval, approval_id, with_for_update=True)
+            if approval is None:
+                raise NotFound(f"no approval {approval_id}")
+            if approval.status != "pending":
+                raise IllegalTransition(f"approval {approval_id} is already {approval.status}")
+            snap = await lock_snapshot(session, approval.request_id)
+            if snap.state != State.AWAITING_APPROVAL:
+                raise IllegalTransition(f"request {snap.id} is {snap.state}, not awaiting approval")
+            workflow = self.workflows.get(snap.kind)
+            change = RequestChange(snap, actor=actor, now=utcnow())
+            change.event(
+                ApprovalDecided(
+                    approval_id=str(approval_id), step=approval.step, decision=decision, note=note
+                )
+            )
+            if decision == "reject":
+                fail(change, approval.step, f"rejected by {actor}", {"rejected": note or ""})
+            elif snap.step_index >= len(workflow.steps):
+                complete(change, snap.result, len(workflow.steps))
+            else:
+                change.transition(State.PENDING, step=approval.step, reason="approved")
+                change.set(not_before=change.now)
+            one_change(await write_changes(session, [change]), change)
+            approval.status = "approved" if decision == "approve" else "rejected"
+            approval.decided_by = actor
+            approval.decided_at = change.now
+            approval.note = note
+        return await self.get(snap.id)
+
+    async def resolve_escalation(
+        self,
+        escalation_id: uuid.UUID,
+        actor: str,
+        resolution: Literal["retry", "skip", "fail"],
+        note: str | None = None,
+    ) -> RequestView:
+        """Decide an escalated request: retry the step, skip it, or fail the request."""
+        actor = _require_text(actor, "actor")
+        note = _optional_text(note, "note")
+        if resolution not in ("retry", "skip", "fail"):
+            raise InvalidRequest("must be 'retry', 'skip' or 'fail'", field="resolution")
+        async with self.database.session() as session:
+            escalation = await session.get(Escalation, escalation_id, with_for_update=True)
+            if escalation is None:
+                raise NotFound(f"no escalation {escalation_id}")
+            if escalation.status != "open":
+                raise IllegalTransition(
+                    f"escalation {escalation_id} is already {escalation.status}"
+                )
+            snap = await lock_snapshot(session, escalation.request_id)
+            if snap.state != State.ESCALATED:
+                raise IllegalTransition(f"request {snap.id} is {snap.state}, not escalated")
+            workflow = self.workflows.get(snap.kind)
+            step = workflow.steps[snap.step_index]
+            change = RequestChange(snap, actor=actor, now=utcnow())
+            change.event(
+                EscalationResolved(
+                    escalation_id=str(escalation_id),
+                    step=escalation.step,
+                    resolution=resolution,
+                    note=note,
+                )
+            )
+            if resolution == "fail":
+                fail(change, step.name, f"failed by {actor}", {"escalation": escalation.reason})
+            elif resolution == "retry":
+                change.transition(State.PENDING, step=step.name, reason="escalation: retry")
+                attempt = snap.attempt + 1
+                change.set(
+                    attempt=attempt,
+                    max_attempt=attempt + step.retry.max_attempts - 1,
+                    not_before=change.now,
+                )
+            else:
+                result = merge_result(snap.result, step.name, {"skipped": True, "by": actor})
+                change.set(result=result)
+                if snap.step_index + 1 >= len(workflow.steps):
+                    complete(change, result, len(workflow.steps))
+                else:
+                    change.transition(State.PENDING, step=step.name, reason="escalation: skip")
+                    enter_step(change, workflow, snap.step_index + 1)
+                    change.set(not_before=change.now)
+            one_change(await write_changes(session, [change]), change)
+            escalation.status = "resolved"
+            escalation.resolved_by = actor
+            escalation.resolved_at = change.now
+            escalation.resolution = resolution
+            escalation.note = note
+        return await self.get(snap.id)

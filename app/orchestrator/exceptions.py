@@ -1,0 +1,62 @@
+"""Orchestrator errors.
+
+Tree::
+
+    OrchestratorError
+    ├── IllegalTransition      the request is not in a state that allows this
+    ├── LeaseLost              a worker's lease was taken over; its result is discarded
+    ├── NotFound               no such request, approval or escalation
+    ├── IdempotencyConflict    same idempotency key, different payload
+    ├── InvalidRequest         the payload or a field is invalid (names the field)
+    └── UnknownAgent           a workflow names an agent nobody registered
+"""
+
+from __future__ import annotations
+
+from app.exceptions import LedgerflowError
+
+
+class OrchestratorError(LedgerflowError):
+    """The orchestrator refused the operation."""
+
+    code = "orchestrator_error"
+
+
+class IllegalTransition(OrchestratorError):
+    """The request is not in a state that allows this."""
+
+    code = "illegal_transition"
+
+
+class LeaseLost(OrchestratorError):
+    """The lease was taken over by another worker; the late result was discarded."""
+
+    code = "lease_lost"
+
+
+class NotFound(OrchestratorError):
+    """No such object."""
+
+    code = "not_found"
+
+
+class IdempotencyConflict(OrchestratorError):
+    """The idempotency key was already used with a different payload."""
+
+    code = "idempotency_conflict"
+
+
+class InvalidRequest(OrchestratorError):
+    """The request is invalid."""
+
+    code = "invalid_request"
+
+    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field and message else message)
+        self.field = field
+
+
+class UnknownAgent(OrchestratorError):
+    """A workflow names an agent that is not registered."""
+
+    code = "unknown_agent"

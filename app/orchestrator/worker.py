@@ -1,0 +1,357 @@
+"""The worker: claim runnable requests, hold their leases, run their steps, commit results.
+
+One process runs ``concurrency`` requests at a time as asyncio tasks. A request, once
+claimed, is driven through consecutive steps under the same lease; each step's result and
+the start of the next step commit together through the :class:`GroupCommitter`. Leases are
+renewed by one heartbeat statement per interval. Any number of worker processes may share
+one PostgreSQL database (claims use ``FOR UPDATE SKIP LOCKED``; results are fenced by the
+request's ``version``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import signal
+import socket
+import time
+import uuid
+from typing import Any
+
+import structlog
+from pydantic import ValidationError
+from sqlalchemy import select
+
+from app.agents.base import (
+    AgentContext,
+    ClinicalDataSource,
+    NeedsHumanReview,
+    PermanentError,
+    StepResult,
+)
+from app.agents.registry import AgentRegistry
+from app.audit.events import StaleResultDiscarded
+from app.audit.system import SystemEntry, append_system
+from app.config import Settings, get_settings
+from app.database import Database
+from app.database.models import AgentExecution, Request
+from app.database.types import utcnow
+from app.orchestrator.changes import RequestChange, Snapshot, write_changes
+from app.orchestrator.commit import GroupCommitter, transient_retry
+from app.orchestrator.engine import Orchestrator
+from app.orchestrator.queries import extend_leases, select_claimable
+from app.orchestrator.states import State
+from app.orchestrator.steps import (
+    Lease,
+    claim_change,
+    execution_row,
+    failure_change,
+    release_change,
+    success_change,
+)
+
+log = structlog.get_logger(__name__)
+
+
+def new_worker_id() -> str:
+    """A worker id unique across machines and restarts: host, pid and a random suffix."""
+    return f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+
+
+class Worker:
+    """Runs requests of the orchestrator's registered kinds."""
+
+    def __init__(
+        self,
+        orchestrator: Orchestrator,
+        agents: AgentRegistry,
+        *,
+        settings: Settings | None = None,
+        concurrency: int | None = None,
+        worker_id: str | None = None,
+        warehouse: ClinicalDataSource | None = None,
+    ) -> None:
+        self.settings = settings or get_settings()
+        self.orchestrator = orchestrator
+        self.database: Database = orchestrator.database
+        self.workflows = orchestrator.workflows
+        self.agents = agents
+        self.workflows.check_agents(agents)
+        self.concurrency = concurrency or self.settings.worker_concurrency
+        self.worker_id = worker_id or new_worker_id()
+        self.lease = Lease(self.worker_id, self.settings.lease_seconds)
+        self.warehouse: ClinicalDataSource = warehouse or self.database
+        self.committer = GroupCommitter(self.database)
+        self._stopping = asyncio.Event()
+        self._slot_freed = asyncio.Event()
+        self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
+        self._inflight: dict[uuid.UUID, Snapshot] = {}
+        self.steps_done = 0
+
+    # -- lifecycle ------------------------------------------------------------------------
+
+    def stop(self) -> None:
+        """Stop claiming; in-flight requests finish their current step, then are released."""
+        self._stopping.set()
+
+    async def run(self, *, until_idle: bool = False) -> None:
+        """Claim and run requests until :meth:`stop` (or, with ``until_idle``, none are left)."""
+        structlog.contextvars.bind_contextvars(worker_id=self.worker_id)
+        log.info("worker_started", concurrency=self.concurrency)
+        committer = asyncio.create_task(self.committer.run(), name="group-commit")
+        heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
+        try:
+            await self._claim_loop(until_idle)
+        finally:
+            await self._shutdown()
+            await self.committer.close()
+            await committer
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+            log.info("worker_stopped", steps=self.steps_done)
+
+    async def _claim_loop(self, until_idle: bool) -> None:
+        # Claim in batches: one claim transaction for a quarter of the slots, not one each.
+        batch = max(1, self.concurrency // 4)
+        while not self._stopping.is_set():
+            free = self.concurrency - len(self._tasks)
+            worth_it = free >= batch or (free > 0 and len(self._tasks) < batch)
+            claimed = await self._claim(free) if worth_it else []
+            for snap in claimed:
+                self._inflight[snap.id] = snap
+                self._tasks[snap.id] = asyncio.create_task(self._drive(snap), name=str(snap.id))
+            if (claimed and len(claimed) == free) or (free > 0 and not worth_it):
+                await self._wait_for_slot(None)
+            elif not claimed and until_idle and not self._tasks:
+                return
+            elif not claimed or len(claimed) < free:
+                await self._wait_for_slot(self.settings.poll_seconds)
+
+    async def _wait_for_slot(self, timeout: float | None) -> None:
+        self._slot_freed.clear()
+        waiters = [asyncio.ensure_future(self._slot_freed.wait())]
+        waiters.append(asyncio.ensure_future(self._stopping.wait()))
+        _, pending = await asyncio.wait(waiters, timeout=timeout, return_when="FIRST_COMPLETED")
+        for waiter in pending:
+            waiter.cancel()
+        # Let every task that finished in the same commit free its slot before claiming.
+        await asyncio.sleep(0)
+
+    async def _shutdown(self) -> None:
+        if not self._tasks:
+            return
+        log.info("worker_draining", inflight=len(self._tasks))
+        _, late = await asyncio.wait(
+            list(self._tasks.values()), timeout=self.settings.shutdown_grace_seconds
+        )
+        for task in late:
+            task.cancel()
+        if late:
+            await asyncio.wait(late)
+        stuck = list(self._inflight.values())
+        if stuck:
+            await self._release(stuck)
+
+    async def _release(self, snapshots: list[Snapshot]) -> None:
+        now = utcnow()
+        changes = [
+            release_change(snap, self.workflows.get(snap.kind), self.lease, now)
+            for snap in snapshots
+        ]
+        async with self.database.session() as session:
+            released = await write_changes(session, changes)
+        log.info("leases_released", count=len(released))
+
+    # -- claim and heartbeat --------------------------------------------------------------
+
+    async def _claim(self, limit: int) -> list[Snapshot]:
+        try:
+            async for attempt in transient_retry():
+                with attempt:
+                    return await self._claim_once(limit)
+        except Exception as exc:
+            # Never swallowed: logged, and the loop tries again after its poll interval.
+            log.error("claim_failed", error=str(exc), error_type=type(exc).__name__)
+        return []
+
+    async def _claim_once(self, limit: int) -> list[Snapshot]:
+        now = utcnow()
+        async with self.database.session() as session:
+            rows = await select_claimable(session, self.workflows.kinds, now, limit)
+            changes = [
+                claim_change(
+                    Snapshot.from_row(row), row, self.workflows.get(row.kind), self.lease, now
+                )
+                for row in rows
+            ]
+            passed = await write_changes(session, changes)
+        claimed = []
+        for change in changes:
+            if change.snapshot.id not in passed:
+                continue
+            snap = change.committed_snapshot()
+            if change.snapshot.state == State.RUNNING:
+                log.warning(
+                    "lease_recovered",
+                    request_id=str(snap.id),
+                    step=snap.current_step,
+                    attempt=snap.attempt,
+                    previous_worker=change.snapshot.lease_owner,
+                )
+            if snap.state == State.RUNNING:
+                claimed.append(snap)
+        return claimed
+
+    async def _heartbeat(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.heartbeat_seconds)
+            if not self._inflight:
+                continue
+            try:
+                async for attempt in transient_retry():
+                    with attempt:
+                        async with self.database.session() as session:
+                            await extend_leases(session, self.worker_id, self.lease.until(utcnow()))
+            except Exception as exc:
+                log.error("heartbeat_failed", error=str(exc), error_type=type(exc).__name__)
+
+    # -- running a request ----------------------------------------------------------------
+
+    async def _drive(self, snap: Snapshot) -> None:
+        try:
+            with structlog.contextvars.bound_contextvars(request_id=str(snap.id)):
+                await self._drive_steps(snap)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            # The request stays leased to us until the lease expires; another worker (or we)
+            # will recover it. Logged loudly, never dropped.
+            log.error("request_abandoned", error=str(exc), error_type=type(exc).__name__)
+            self._inflight.pop(snap.id, None)
+        finally:
+            self._tasks.pop(snap.id, None)
+            self._slot_freed.set()
+
+    async def _drive_steps(self, snap: Snapshot) -> None:
+        workflow = self.workflows.get(snap.kind)
+        while True:
+            step = workflow.steps[snap.step_index]
+            with structlog.contextvars.bound_contextvars(step=step.name, attempt=snap.attempt):
+                change = await self._run_step(snap, workflow)
+                committed = await self.committer.submit(change)
+                if not committed:
+                    self._inflight.pop(snap.id, None)
+                    await self._discard(snap, change)
+                    return
+            self.steps_done += 1
+            snap = change.committed_snapshot()
+            if snap.state != State.RUNNING:
+                self._inflight.pop(snap.id, None)
+                return
+            self._inflight[snap.id] = snap
+
+    async def _run_step(self, snap: Snapshot, workflow: Any) -> RequestChange:
+        step = workflow.steps[snap.step_index]
+        agent = self.agents.get(step.agent_id)
+        context = AgentContext(
+            request_id=snap.id,
+            kind=snap.kind,
+            step=step.name,
+            attempt=snap.attempt,
+            idempotency_key=f"{snap.id}:{step.name}",
+            log=log.bind(agent_id=step.agent_id),
+            warehouse=self.warehouse,
+            settings=self.settings,
+        )
+        started_at = utcnow()
+        begun = time.perf_counter()
+        try:
+            parsed = agent.parse_input(snap.payload, snap.result or {})
+            outcome = await asyncio.wait_for(agent.run(context, parsed), timeout=step.timeout)
+        except (TimeoutError, Exception) as exc:
+            timed_out = isinstance(exc, TimeoutError)
+            permanent = isinstance(exc, (PermanentError, ValidationError, *step.retry.permanent))
+            log.warning(
+                "step_failed",
+                error_type=type(exc).__name__,
+                timed_out=timed_out,
+                permanent=permanent,
+                review=isinstance(exc, NeedsHumanReview),
+                ms=int((time.perf_counter() - begun) * 1000),
+            )
+            return failure_change(
+                snap,
+                workflow,
+                exc,
+                lease=self.lease,
+                started_at=started_at,
+                now=utcnow(),
+                timed_out=timed_out,
+                permanent=permanent,
+            )
+        result = outcome if isinstance(outcome, StepResult) else StepResult(output=outcome)
+        return success_change(
+            snap,
+            workflow,
+            result,
+            lease=self.lease,
+            started_at=started_at,
+            now=utcnow(),
+            stopping=self._stopping.is_set(),
+        )
+
+    async def _discard(self, snap: Snapshot, change: RequestChange) -> None:
+        """Record a result that lost its fence, on the system chain (see ``app.audit.system``)."""
+        workflow = self.workflows.get(snap.kind)
+        step = workflow.steps[snap.step_index]
+        executions = change.rows.get("agent_executions") or []
+        output_digest = executions[0]["output_digest"] if executions else None
+        now = utcnow()
+        async with self.database.session() as session:
+            state = (
+                await session.execute(select(Request.state).where(Request.id == snap.id))
+            ).scalar_one()
+            reason = "request cancelled" if state == State.CANCELLED else "lease lost"
+            row = execution_row(
+                snap,
+                step,
+                status="discarded",
+                worker_id=self.worker_id,
+                started_at=executions[0]["started_at"] if executions else now,
+                finished_at=now,
+                error=reason,
+            )
+            session.add(AgentExecution(**row))
+            await append_system(
+                session,
+                [
+                    SystemEntry(
+                        StaleResultDiscarded(
+                            step=step.name,
+                            attempt=snap.attempt,
+                            worker_id=self.worker_id,
+                            output_digest=output_digest,
+                            reason=reason,
+                        ),
+                        actor=self.worker_id,
+                        request_id=snap.id,
+                        agent_id=step.agent_id,
+                    )
+                ],
+                now,
+            )
+        log.warning("stale_result_discarded", reason=reason, output_digest=output_digest)
+
+
+async def run_worker(worker: Worker) -> None:
+    """Run ``worker`` until SIGTERM or SIGINT, then shut down gracefully."""
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, worker.stop)
+    try:
+        await worker.run()
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
