@@ -1,0 +1,56 @@
+"""Wiring in one place: settings → database → warehouse → agents → workflows → orchestrator."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from app.agents.registry import AgentRegistry
+from app.agents.research import RESEARCH_AGENTS
+from app.config import Settings, get_settings
+from app.database import Database
+from app.orchestrator.catalog import default_workflows
+from app.orchestrator.engine import Orchestrator
+from app.orchestrator.workflows import WorkflowRegistry
+
+
+def default_agents(settings: Settings) -> AgentRegistry:
+    """The reference agents, then entry-point agents, then ``AGENTS`` (later ones win)."""
+    registry = AgentRegistry(agent() for agent in RESEARCH_AGENTS.values())
+    registry.load_entry_points()
+    registry.load_dotted(settings.agents)
+    return registry
+
+
+@dataclass
+class Services:
+    """Everything a process (CLI command, API server, worker) needs, built once."""
+
+    settings: Settings
+    database: Database
+    warehouse: Database
+    agents: AgentRegistry
+    orchestrator: Orchestrator
+
+    async def close(self) -> None:
+        """Dispose of the connection pools."""
+        await self.database.dispose()
+        if self.warehouse is not self.database:
+            await self.warehouse.dispose()
+
+
+def build_services(
+    settings: Settings | None = None,
+    database: Database | None = None,
+    workflows: WorkflowRegistry | None = None,
+    agents: AgentRegistry | None = None,
+) -> Services:
+    """Build the services; an agent a workflow needs but nobody registered fails here."""
+    settings = settings or get_settings()
+    database = database or Database.from_url(settings.database, settings)
+    warehouse = (
+        Database.from_url(settings.warehouse, settings) if settings.warehouse_url else database
+    )
+    workflows = workflows or default_workflows()
+    agents = agents or default_agents(settings)
+    workflows.check_agents(agents)
+    return Services(settings, database, warehouse, agents, Orchestrator(database, workflows))

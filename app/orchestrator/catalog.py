@@ -1,0 +1,26 @@
+"""The workflows ledgerflow ships: research data requests and clinical transcription."""
+
+from __future__ import annotations
+
+from app.agents.research import ResearchPayload, research_submit_writes
+from app.orchestrator.workflows import RetryPolicy, Step, Workflow, WorkflowRegistry
+
+#: requirements → (reviewer approves the normalised criteria) → feasibility → extraction
+#: → QA → delivery.
+RESEARCH = Workflow(
+    kind="research",
+    payload_model=ResearchPayload,
+    on_submit=research_submit_writes,
+    steps=(
+        Step("requirements", "research.requirements", timeout=30, approval=True),
+        Step("feasibility", "research.feasibility", timeout=120),
+        Step("extraction", "research.extraction", timeout=600),
+        Step("qa", "research.qa", timeout=300, retry=RetryPolicy(max_attempts=2)),
+        Step("delivery", "research.delivery", timeout=300),
+    ),
+)
+
+
+def default_workflows() -> WorkflowRegistry:
+    """Every workflow this build ships."""
+    return WorkflowRegistry([RESEARCH])
