@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 from app.agents.registry import AgentRegistry
 from app.agents.research import RESEARCH_AGENTS
+from app.agents.transcription import TRANSCRIPTION_AGENTS
 from app.config import Settings, get_settings
 from app.database import Database
 from app.orchestrator.catalog import default_workflows
@@ -15,7 +16,8 @@ from app.orchestrator.workflows import WorkflowRegistry
 
 def default_agents(settings: Settings) -> AgentRegistry:
     """The reference agents, then entry-point agents, then ``AGENTS`` (later ones win)."""
-    registry = AgentRegistry(agent() for agent in RESEARCH_AGENTS.values())
+    classes = [*RESEARCH_AGENTS.values(), *TRANSCRIPTION_AGENTS.values()]
+    registry = AgentRegistry(agent() for agent in classes)
     registry.load_entry_points()
     registry.load_dotted(settings.agents)
     return registry

@@ -70,7 +70,7 @@ class Settings(BaseSettings):
     audio_max_bytes: int = 50 * 1024 * 1024
     audio_max_seconds: float = 600.0
     audio_min_seconds: float = 0.5
-    transcript_min_confidence: float = 0.6
+    transcript_min_confidence: float = 0.40
 
     @field_validator("database_url")
     @classmethod

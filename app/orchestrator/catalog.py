@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from app.agents.research import ResearchPayload, research_submit_writes
+from app.agents.transcription import TranscriptionPayload, transcription_submit_writes
 from app.orchestrator.workflows import RetryPolicy, Step, Workflow, WorkflowRegistry
 
 #: requirements → (reviewer approves the normalised criteria) → feasibility → extraction
@@ -21,6 +22,20 @@ RESEARCH = Workflow(
 )
 
 
+#: validate audio → transcribe offline (PocketSphinx) → verify (low confidence: a
+#: clinician approves before completion).
+TRANSCRIPTION = Workflow(
+    kind="transcription",
+    payload_model=TranscriptionPayload,
+    on_submit=transcription_submit_writes,
+    steps=(
+        Step("validate", "transcription.validate", timeout=30),
+        Step("transcribe", "transcription.transcribe", timeout=900),
+        Step("verify", "transcription.verify", timeout=30),
+    ),
+)
+
+
 def default_workflows() -> WorkflowRegistry:
     """Every workflow this build ships."""
-    return WorkflowRegistry([RESEARCH])
+    return WorkflowRegistry([RESEARCH, TRANSCRIPTION])

@@ -18,12 +18,13 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, and_, bindparam, insert, select, update
+from sqlalchemy import Table, and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.base import DomainWrite
 from app.audit.chain import ChainHead, chain_key_for
 from app.audit.events import AuditEvent, StateChanged
+from app.database import bulk
 from app.database.models import (
     AgentExecution,
     Approval,
@@ -187,41 +188,31 @@ def _row_values(change: RequestChange) -> dict[str, Any]:
     snap = change.snapshot
     values = dict(change.values)
     values.update(
-        version=snap.version + 1,
-        audit_seq=change.head.seq,
-        audit_head=change.head.hash,
-        updated_at=change.now,
-        _id=snap.id,
-        _version=snap.version,
+        {
+            "version": snap.version + 1,
+            "audit_seq": change.head.seq,
+            "audit_head": change.head.hash,
+            "updated_at": change.now,
+            "where:id": snap.id,
+            "where:version": snap.version,
+        }
     )
     return values
-
-
-def _fenced_update(columns: frozenset[str]) -> Any:
-    """``UPDATE requests SET <columns> WHERE id = :_id AND version = :_version`` (cached)."""
-    return (
-        update(REQUESTS)
-        .where(REQUESTS.c.id == bindparam("_id"), REQUESTS.c.version == bindparam("_version"))
-        .values({name: bindparam(name, type_=REQUESTS.c[name].type) for name in sorted(columns)})
-    )
 
 
 async def _fenced_updates(
     session: AsyncSession, changes: Sequence[RequestChange]
 ) -> set[uuid.UUID]:
-    groups: dict[frozenset[str], list[dict[str, Any]]] = defaultdict(list)
+    connection = await session.connection()
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
     for change in changes:
         values = _row_values(change)
-        groups[frozenset(k for k in values if not k.startswith("_"))].append(values)
+        groups[tuple(sorted(k for k in values if not k.startswith("where:")))].append(values)
+    passed: set[uuid.UUID] = set()
     for columns, rows in groups.items():
-        await session.execute(_fenced_update(columns), rows)
-    # Which rows did the guarded write change? Each change wrote a chain head no one else
-    # can have written (it hashes a fresh uuid), so reading the heads back tells exactly.
-    heads = {change.snapshot.id: change.head.hash for change in changes}
-    found = await session.execute(
-        select(REQUESTS.c.id, REQUESTS.c.audit_head).where(REQUESTS.c.id.in_(list(heads)))
-    )
-    return {rid for rid, head in found if heads[rid] == head}
+        ids = await bulk.update_returning(connection, REQUESTS, columns, ("id", "version"), rows)
+        passed.update(i if isinstance(i, uuid.UUID) else uuid.UUID(str(i)) for i in ids)
+    return passed
 
 
 async def _apply_domain_writes(session: AsyncSession, writes: Sequence[DomainWrite]) -> None:
@@ -241,9 +232,10 @@ async def _apply_domain_writes(session: AsyncSession, writes: Sequence[DomainWri
 async def write_changes(session: AsyncSession, changes: Sequence[RequestChange]) -> set[uuid.UUID]:
     """Commit-ready write of a batch of changes; returns the ids whose fence held.
 
-    Round trips: one executemany UPDATE guarded by ``id AND version`` (primary key) per
-    set of changed columns (usually one), one SELECT of the written chain heads, then one
-    executemany INSERT per record table that has rows, then domain writes. Changes whose
+    Round trips: one ``UPDATE ... FROM (VALUES ...) RETURNING id`` guarded by ``id AND
+    version`` (primary key) per set of changed columns (usually one), then one executemany
+    INSERT per record table that has rows, then domain writes. The hot
+    statements are plain driver SQL (:mod:`app.database.bulk`). Changes whose
     request was written by someone else since their snapshot (version moved on) write
     nothing.
     """
@@ -256,13 +248,27 @@ async def write_changes(session: AsyncSession, changes: Sequence[RequestChange])
 
 async def insert_records(session: AsyncSession, kept: Sequence[RequestChange]) -> None:
     """Insert the record rows and domain writes of changes whose request row is written."""
-    for table in _INSERT_ORDER:
-        rows = [row for change in kept for row in change.rows.get(table, ())]
-        if rows:
-            await session.execute(insert(_TABLES[table]), rows)
+    connection = await session.connection()
+    dialect = connection.dialect.name
+    for name in _INSERT_ORDER:
+        rows = [row for change in kept for row in change.rows.get(name, ())]
+        if not rows:
+            continue
+        table = _TABLES[name]
+        for columns, group in _by_columns(rows).items():
+            await bulk.executemany(
+                connection, bulk.insert_statement(dialect, table, columns), group
+            )
     domain = [write for change in kept for write in change.domain_writes]
     if domain:
         await _apply_domain_writes(session, domain)
+
+
+def _by_columns(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(row)].append(row)
+    return groups
 
 
 async def lock_snapshot(session: AsyncSession, request_id: uuid.UUID) -> Snapshot:

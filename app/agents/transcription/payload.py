@@ -1,0 +1,24 @@
+"""The payload of a transcription request: who, and where the recording is.
+
+Only identifiers and a file reference: clinical content (the dictation itself) never
+enters the payload, so payload digests in the audit trail stay content-free.
+"""
+
+from __future__ import annotations
+
+from pydantic import BaseModel, ConfigDict, Field
+
+
+class TranscriptionPayload(BaseModel):
+    """A clinician's dictated recording to transcribe and verify."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=True)
+
+    #: The patient the dictation is about (an identifier, never a name).
+    patient_id: str = Field(min_length=1, max_length=64)
+    #: The dictating clinician.
+    clinician_id: str = Field(min_length=1, max_length=64)
+    #: WAV file, relative to ``AUDIO_DIR`` (or absolute, but inside ``AUDIO_DIR``).
+    audio_file_path: str = Field(min_length=1, max_length=1024)
+    #: SHA-256 of the file as uploaded; when given, validation refuses any other content.
+    audio_sha256: str | None = Field(default=None, pattern=r"^[0-9a-f]{64}$")

@@ -1,0 +1,169 @@
+"""Plain driver SQL for the hot path: executemany without per-row SQLAlchemy processing.
+
+SQLAlchemy compiles a statement once and then runs every parameter of every row through
+its type processors; for a batch of a hundred rows that Python work, not the database,
+is the cost. Here each statement's SQL text is built once per (dialect, table, columns)
+and each column's values are converted by one small function chosen once per column:
+UUIDs, UTC timestamps and JSON are the only types that differ between the backends.
+Statements run through ``AsyncConnection.exec_driver_sql`` so the transaction is still the
+session's own.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from functools import cache
+from typing import Any
+
+from sqlalchemy import JSON, DateTime, Table, Uuid
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+Convert = Callable[[Any], Any]
+
+
+def _same(value: Any) -> Any:
+    return value
+
+
+def _json(value: Any) -> Any:
+    return None if value is None else json.dumps(value)
+
+
+def _uuid_native(value: Any) -> Any:
+    return value
+
+
+def _uuid_hex(value: Any) -> Any:
+    return None if value is None else value.hex if isinstance(value, uuid.UUID) else value
+
+
+def _ts_native(value: datetime | None) -> Any:
+    return value
+
+
+def _ts_sqlite(value: datetime | None) -> Any:
+    # Exactly the format SQLAlchemy's SQLite DATETIME writes (and our UTCDateTime reads).
+    if value is None:
+        return None
+    return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
+
+
+def _converter(dialect: str, column_type: Any) -> Convert:
+    sqlite = dialect == "sqlite"
+    if isinstance(column_type, Uuid):
+        return _uuid_hex if sqlite else _uuid_native
+    if isinstance(column_type, JSON):
+        return _json
+    impl = getattr(column_type, "impl", column_type)
+    if isinstance(impl, DateTime):
+        return _ts_sqlite if sqlite else _ts_native
+    return _same
+
+
+class Statement:
+    """One cached driver statement with the converters for its parameters, in order."""
+
+    def __init__(self, sql: str, converters: Sequence[Convert], names: Sequence[str]) -> None:
+        self.sql = sql
+        self.converters = tuple(converters)
+        self.names = tuple(names)
+
+    def params(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
+        """Rows as driver tuples."""
+        pairs = tuple(zip(self.names, self.converters, strict=True))
+        return [tuple(conv(row[name]) for name, conv in pairs) for row in rows]
+
+
+def _placeholders(dialect: str, count: int, start: int = 1) -> list[str]:
+    if dialect == "sqlite":
+        return ["?"] * count
+    return [f"${i}" for i in range(start, start + count)]
+
+
+@cache
+def insert_statement(dialect: str, table: Table, columns: tuple[str, ...]) -> Statement:
+    """``INSERT INTO table (columns) VALUES (...)``."""
+    marks = ", ".join(_placeholders(dialect, len(columns)))
+    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
+    return Statement(sql, [_converter(dialect, table.c[c].type) for c in columns], columns)
+
+
+@cache
+def update_statement(
+    dialect: str, table: Table, columns: tuple[str, ...], where: tuple[str, ...]
+) -> Statement:
+    """``UPDATE table SET columns = ... WHERE where = ... AND ...`` (parameters: set, where)."""
+    marks = _placeholders(dialect, len(columns) + len(where))
+    sets = ", ".join(f"{c} = {m}" for c, m in zip(columns, marks, strict=False))
+    conds = " AND ".join(f"{c} = {m}" for c, m in zip(where, marks[len(columns) :], strict=True))
+    names = columns + tuple(f"_where_{c}" for c in where)
+    converters = [_converter(dialect, table.c[c].type) for c in columns + where]
+    return Statement(f"UPDATE {table.name} SET {sets} WHERE {conds}", converters, names)
+
+
+async def executemany(
+    connection: AsyncConnection, statement: Statement, rows: Sequence[dict[str, Any]]
+) -> None:
+    """Run ``statement`` once per row in one driver call."""
+    if rows:
+        await connection.exec_driver_sql(statement.sql, statement.params(rows))
+
+
+@cache
+def _update_from_values_sql(
+    dialect: str, table: Table, columns: tuple[str, ...], keys: tuple[str, ...], count: int
+) -> str:
+    width = len(keys) + len(columns)
+    if dialect == "sqlite":
+        # SQLite names VALUES columns column1..N; RETURNING may only name the target table.
+        row = "(" + ", ".join(["?"] * width) + ")"
+        sets = ", ".join(f"{c} = v.column{len(keys) + i + 1}" for i, c in enumerate(columns))
+        conds = " AND ".join(f"{table.name}.{k} = v.column{i + 1}" for i, k in enumerate(keys))
+        return (
+            f"UPDATE {table.name} SET {sets} FROM (VALUES {', '.join([row] * count)}) AS v "
+            f"WHERE {conds} RETURNING {table.name}.{keys[0]}"
+        )
+    from sqlalchemy.dialects import postgresql
+
+    pg = postgresql.dialect()  # type: ignore[no-untyped-call]
+    casts = [table.c[n].type.compile(dialect=pg) for n in keys + columns]
+    aliases = [f"w_{k}" for k in keys] + list(columns)
+    rows = []
+    for r in range(count):
+        marks = [f"${r * width + i + 1}::{casts[i]}" for i in range(width)]
+        rows.append("(" + ", ".join(marks) + ")")
+    sets = ", ".join(f"{c} = v.{c}" for c in columns)
+    conds = " AND ".join(f"t.{k} = v.w_{k}" for k in keys)
+    return (
+        f"UPDATE {table.name} AS t SET {sets} FROM (VALUES {', '.join(rows)}) "
+        f"AS v({', '.join(aliases)}) WHERE {conds} RETURNING t.{keys[0]}"
+    )
+
+
+async def update_returning(
+    connection: AsyncConnection,
+    table: Table,
+    columns: tuple[str, ...],
+    keys: tuple[str, ...],
+    rows: Sequence[dict[str, Any]],
+) -> list[Any]:
+    """One ``UPDATE ... FROM (VALUES ...) ... RETURNING`` for many rows, each with its own values.
+
+    Each row gives the new values under the column names in ``columns`` and the guard under
+    ``"where:<key>"`` for every column in ``keys``; a row is updated only where all its keys
+    match (the guard lives in the write). Returns the first key of every updated row, as
+    the driver gives it.
+    """
+    if not rows:
+        return []
+    dialect = connection.dialect.name
+    names = [f"where:{k}" for k in keys] + list(columns)
+    converters = [_converter(dialect, table.c[n].type) for n in keys + columns]
+    pairs = list(zip(names, converters, strict=True))
+    params = tuple(conv(row[name]) for row in rows for name, conv in pairs)
+    sql = _update_from_values_sql(dialect, table, columns, keys, len(rows))
+    result = await connection.exec_driver_sql(sql, params)
+    return [row[0] for row in result]
