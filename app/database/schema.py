@@ -93,9 +93,18 @@ async def downgrade(database: Database, target: str = "base") -> None:
             await connection.run_sync(_run_command, "downgrade", target)
 
 
+#: Views the migrations create; they depend on tables, so they are dropped first.
+_VIEWS = ("audit_access_v", "audit_chain_heads_v", "audit_events_v")
+
+
 def _drop_all(connection: Connection) -> None:
+    for view in _VIEWS:
+        connection.execute(text(f"DROP VIEW IF EXISTS {view}"))
     if connection.dialect.name == "postgresql":
         connection.execute(text("DROP FUNCTION IF EXISTS audit_logs_refuse_change() CASCADE"))
+        connection.execute(
+            text("DROP FUNCTION IF EXISTS audit_checkpoints_refuse_change() CASCADE")
+        )
     for metadata in ALL_METADATA:
         metadata.drop_all(connection)
     connection.execute(text("DROP TABLE IF EXISTS alembic_version"))

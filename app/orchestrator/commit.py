@@ -75,6 +75,7 @@ class GroupCommitter:
         while True:
             item = await self._queue.get()
             if item is None:
+                self._queue.put_nowait(None)  # pass the stop on to the other writers
                 return
             batch = [item]
             closing = False

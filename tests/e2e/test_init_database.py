@@ -11,6 +11,7 @@ import pytest
 from sqlalchemy.engine import URL
 
 from app.database import Database, get_db_session
+from app.database import schema as db_schema
 from app.database.models import Request
 from tests.conftest import DatabaseUrlFactory
 
@@ -37,11 +38,11 @@ async def test_fresh_database_gets_every_table_and_second_run_is_a_no_op(
     assert first.returncode == 0, first.stderr
     for table in ("requests", "audit_logs", "recordings", "patients", "api_clients"):
         assert table in first.stdout
-    assert "revision: 0002 (at head)" in first.stdout
+    assert f"revision: {db_schema.head_revision()} (at head)" in first.stdout
 
     second = _init(url)
     assert second.returncode == 0, second.stderr
-    assert "revision: 0002 (at head)" in second.stdout
+    assert f"revision: {db_schema.head_revision()} (at head)" in second.stdout
     assert "Running upgrade" not in second.stdout + second.stderr
 
 

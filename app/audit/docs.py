@@ -1,0 +1,324 @@
+"""Generate ``docs/compliance.md`` from the code: ``python -m app.audit.docs > docs/compliance.md``.
+
+The event reference is built from the pydantic models in :mod:`app.audit.events` (names,
+types, defaults, severities, docstrings), so the page cannot drift from what is written:
+a test compares the committed file with this output. A field without a pydantic
+``description`` takes its meaning from :data:`FIELD_NOTES`; a field in neither fails that
+test, so a new field cannot go undocumented.
+"""
+
+from __future__ import annotations
+
+import inspect
+import sys
+import types
+import typing
+from datetime import datetime
+from typing import Any
+
+from pydantic.fields import FieldInfo
+
+from app.audit.events import EVENT_TYPES, AuditEvent
+from app.audit.export import FORMATS
+from app.audit.fhir import EVENT_TYPE_SYSTEM
+
+#: What each event field means, for fields whose model gives no ``description``.
+FIELD_NOTES: dict[str, str] = {
+    "kind": "the request kind (`research`, `transcription`, …)",
+    "priority": "claim priority given at submission (higher runs first)",
+    "payload_digest": "SHA-256 of the canonical JSON of the submitted payload (never the payload)",
+    "idempotency_key": "the submitter's idempotency key, if one was given",
+    "from_state": "state before the change (`null` when the request was created)",
+    "to_state": "state after the change",
+    "step": "the workflow step concerned",
+    "reason": "why, as a short machine-readable reason or operator note",
+    "attempt": "attempt number of the step (1 for the first try)",
+    "input_digest": "SHA-256 of the agent's input",
+    "worker_id": "the worker process that ran (or lost) the attempt",
+    "output_digest": "SHA-256 of the agent's output",
+    "duration_ms": "wall-clock time of the attempt in milliseconds",
+    "error_type": "the exception class the agent raised",
+    "error": "the agent's error message (agents must not put clinical content in it)",
+    "retryable": "whether the error allows another attempt",
+    "timeout_seconds": "the step's timeout that was exceeded",
+    "next_attempt": "the attempt number that will run next",
+    "not_before": "UTC time before which the retry will not start",
+    "delay_seconds": "backoff before the retry",
+    "previous_attempt": "the attempt that was interrupted",
+    "previous_worker": "the worker whose lease expired",
+    "approval_id": "id of the `approvals` row",
+    "decision": "`approve` or `reject`",
+    "note": "the person's note",
+    "escalation_id": "id of the `escalations` row",
+    "resolution": "`retry`, `skip` or `fail`",
+    "steps": "how many steps the request ran",
+    "result_digest": "SHA-256 of the request's final result",
+    "action": "`query`, `trail`, `export`, `verify` or `checkpoint`",
+    "filters": "the filters (and page options) the reader gave",
+    "row_count": "rows returned, exported or verified (chains, for a checkpoint)",
+    "format": "output format asked for (`table`, `json`, `jsonl`, `csv`, `fhir`, …)",
+    "denied": "true when access was refused (then `row_count` is 0)",
+}
+
+
+def _type_name(annotation: Any) -> str:
+    origin = typing.get_origin(annotation)
+    args = typing.get_args(annotation)
+    if origin is typing.Literal:
+        return " \\| ".join(f"`{a!r}`".replace("'", '"') for a in args)
+    if origin in (typing.Union, types.UnionType):
+        return " \\| ".join(_type_name(a) for a in args)
+    if annotation is type(None):
+        return "null"
+    if annotation is datetime:
+        return "UTC timestamp"
+    if origin is dict:
+        return "object"
+    if isinstance(annotation, type):
+        return {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(
+            annotation.__name__, annotation.__name__
+        )
+    return str(annotation)
+
+
+def _default(info: FieldInfo) -> str:
+    if info.is_required():
+        return "required"
+    value = {None: "null", True: "true", False: "false"}.get(info.default, repr(info.default))
+    return f"default `{value}`"
+
+
+def field_description(name: str, info: FieldInfo) -> str | None:
+    """The model's description of a field, else :data:`FIELD_NOTES`'s."""
+    return info.description or FIELD_NOTES.get(name)
+
+
+def _event_section(event_type: str, model: type[AuditEvent]) -> list[str]:
+    doc = inspect.cleandoc(model.__doc__ or "").replace("\n", " ")
+    lines = [f"### `{event_type}`", "", f"{doc} Severity: **{model.severity}**.", ""]
+    fields = [(n, f) for n, f in model.model_fields.items() if n != "event_type"]
+    if not fields:
+        return [*lines, "No fields.", ""]
+    lines += ["| field | type | | meaning |", "|---|---|---|---|"]
+    for name, info in fields:
+        meaning = field_description(name, info) or ""
+        lines.append(f"| `{name}` | {_type_name(info.annotation)} | {_default(info)} | {meaning} |")
+    return [*lines, ""]
+
+
+_INTRO = """\
+# Compliance guide: the audit trail
+
+<!-- Generated by `python -m app.audit.docs > docs/compliance.md`; do not edit by hand. -->
+
+Every state change and every agent action of every request is recorded in `audit_logs`
+as a typed event. Rows are **append-only** (database triggers refuse `UPDATE` and
+`DELETE`, and `TRUNCATE` on PostgreSQL; `audit_checkpoints` likewise) and
+**hash-chained**: one chain per request plus one `system` chain, so a changed, removed,
+added or reordered row is detected by `ledgerflow audit verify`. Reading the trail is
+itself audited: every query, trail, export, verification and checkpoint appends one
+`audit_accessed` event (who, what filters, how many rows, which format), and so does a
+refused attempt (`denied: true`). Events record identifiers and digests, never clinical
+content: no transcript text, no patient names, no payloads.
+
+Every command takes `--as NAME` (who is asking; default `cli:$USER`) and
+`--database-url URL` (default `DATABASE_URL`). Bad input (an unknown event type, a time
+that is not ISO 8601, an id that is not a UUID) prints one line naming the option and
+exits 2 without touching the database; database trouble exits 3.
+
+## Query
+
+```bash
+ledgerflow audit query --event-type agent_failed --since 2026-11-01 --until 2026-12-01
+ledgerflow audit query --request-id 3f1c…  --format json
+ledgerflow audit query --patient-id P00042 --severity warning --limit 100
+ledgerflow audit query --actor svc-research --newest-first --cursor <printed by the last page>
+```
+
+Filters combine with AND: `--request-id`, `--actor` (who caused the event), `--agent`
+(agent id), `--event-type` (repeatable), `--severity` (info, warning, error, critical),
+`--since` (inclusive) and `--until` (exclusive) as ISO 8601 (no zone means UTC),
+`--patient-id` (requests whose recording names that patient; research requests have no
+single patient and never match). Pages are keyset-paginated on `(occurred_at, id)`: the
+command prints `next page: --cursor …` on standard error while more rows match; a cursor
+only works with the filters that produced it. Every filter is served by an index.
+
+One request's timeline, readably:
+
+```bash
+ledgerflow audit trail 3f1c…            # table; --format json|jsonl|csv|fhir|fhir-ndjson
+```
+
+## Export
+
+```bash
+ledgerflow audit export --format jsonl -o audit.jsonl          # everything, oldest first
+ledgerflow audit export --since 2026-11-01 --format csv -o november.csv
+ledgerflow audit export --request-id 3f1c… --format fhir -o request.json
+```
+
+Exports stream in constant memory whatever their size. Formats:
+
+{formats}
+
+JSON, JSONL and CSV rows carry the canonical columns plus `hash`, so they can be re-hashed
+and verified without the database (CSV holds `event_data` as canonical JSON; an empty
+`request_id` or `agent_id` cell means null). FHIR exports map each row to an R4
+[AuditEvent](https://hl7.org/fhir/R4/auditevent.html): `type` DICOM 110100 Application
+Activity (110112 Query, 110106 Export for `audit_accessed`), `subtype` the event type in
+`{system}`, `action` C/R/U/E, `recorded` = `occurred_at`, `outcome` from the severity
+(info 0, warning 4, error 8, critical 12; denied 4), `agent` = the actor (requestor) and
+the agent application, `source` ledgerflow, `entity` = the request (role Job), the query
+of an access (role Query) and the audit row with its chain fields in `detail`.
+
+## Verify
+
+```bash
+ledgerflow audit verify                              # every chain
+ledgerflow audit verify --request-id 3f1c…           # one request's chain
+ledgerflow audit verify --checkpoint 9b0e…c1         # and hold it to a checkpoint digest
+ledgerflow audit verify --checkpoint cp.json         # … or a checkpoint file
+ledgerflow audit verify --file audit.jsonl --checkpoint cp.json   # offline, no database
+```
+
+Prints `OK: N rows in M chains verified` and exits 0, or one line per problem and exits 1
+(`--json` prints a machine-readable report). Problems name the chain, the row id and seq:
+
+{kinds}
+
+Offline, each chain in the file must start at seq 1 without gaps; rows cut from the end of
+a chain can only be seen against a checkpoint. Offline verification writes no access
+record (there is no database).
+
+## Checkpoint
+
+```bash
+ledgerflow audit checkpoint                  # prints the digest on standard output
+ledgerflow audit checkpoint -o cp-2026-11-24.json
+```
+
+A checkpoint reads every chain head in one statement (each request's
+`audit_seq`/`audit_head`, the system chain's `audit_chains` row), stores them with their
+digest in `audit_checkpoints`, and prints the digest. The digest is SHA-256 over the
+canonical JSON of `{{"version": 1, "created_at", "created_by", "heads": [[chain_key, seq,
+hash], …]}}` (heads sorted by chain key). With `AUDIT_HMAC_KEY` set it is also signed
+(HMAC-SHA256 of the digest; `--no-sign` skips). Keep the digest or file outside the
+database (a ticket, a WORM bucket, an email to compliance): a later
+`verify --checkpoint` proves that every chain still holds the checkpointed head at its
+seq, so nothing up to the checkpoint was rewritten or truncated, even by someone who could
+disable the triggers and recompute hashes.
+
+## Hash chain and canonical form
+
+Each row's `hash` is SHA-256 over the canonical JSON of the object with exactly the keys
+`id, chain_key, seq, request_id, event_type, severity, actor, agent_id, occurred_at,
+event_data, prev_hash`: keys sorted at every level, no insignificant whitespace, UTF-8
+without escaping, UUIDs as lower-case hyphenated text, `occurred_at` as UTC ISO 8601 with
+exactly six fractional digits and `Z` (`2026-11-23T09:00:00.000001Z`). The first row of
+a chain has `prev_hash` = 64 zeros. `chain_key` is the request id, or `system` for events
+no request's lease holder writes (audit access, results discarded after a lost lease).
+The same row hashes the same on SQLite, PostgreSQL and in an export file.
+
+## SQL views
+
+For staff who query with SQL (read-only role recommended). Timestamps are UTC
+(`timestamptz` on PostgreSQL; `YYYY-MM-DD HH:MM:SS.ffffff` text on SQLite, where UUIDs
+are 32 hex digits).
+
+{views}
+
+```sql
+-- Who looked at the audit trail this month, and how much did they take?
+SELECT actor, action, count(*), sum(row_count) FROM audit_access_v
+WHERE occurred_at >= '2026-11-01' GROUP BY actor, action;
+-- Every failed agent attempt on transcriptions for one patient
+SELECT occurred_at, request_id, event_data FROM audit_events_v
+WHERE patient_id = 'P00042' AND event_type = 'agent_failed' ORDER BY occurred_at;
+```
+
+## Event types
+
+Every row's `event_type` names one model below; `event_data` holds its fields (validated
+on write, parsed back on read). Severity is fixed per type.
+"""
+
+
+#: Problem kinds ``verify`` reports, and what each means.
+PROBLEM_KINDS: dict[str, str] = {
+    "modified": "the row's content no longer matches its hash",
+    "reordered": "the row's content matches its hash at another seq: its seq was changed "
+    "(a swap names both rows)",
+    "deleted": "seq values are missing inside a chain (named by the row after the gap), at "
+    "its end (the recorded head is further on), or a checkpointed row is gone",
+    "inserted": "a row past the recorded head, a second successor of a row, or a chain with "
+    "no head",
+    "broken_link": "neighbouring rows do not link and nothing above explains it (one was "
+    "re-hashed)",
+    "head_mismatch": "the chain's last row is not the recorded head",
+    "checkpoint_mismatch": "the row at a checkpointed seq is not the checkpointed one, or the "
+    "checkpoint itself was edited or its signature fails",
+}
+
+#: The SQL views migration 0003 creates: name, one row per, columns.
+VIEWS: tuple[tuple[str, str, str], ...] = (
+    (
+        "audit_events_v",
+        "audit event",
+        "id, occurred_at, event_type, severity, actor, agent_id, request_id, request_kind, "
+        "request_state, request_submitted_by, patient_id, event_data, chain_key, seq, "
+        "prev_hash, hash",
+    ),
+    (
+        "audit_chain_heads_v",
+        "chain",
+        "chain_key, chain_kind (request or system), seq, head_hash, updated_at",
+    ),
+    (
+        "audit_access_v",
+        "read of the trail",
+        "id, occurred_at, actor, action, row_count, format, denied, filters",
+    ),
+)
+
+
+def _table(header: str, rows: list[str]) -> str:
+    columns = header.count("|") - 1
+    return "\n".join([header, "|" + "---|" * columns, *rows])
+
+
+def generate() -> str:
+    """The whole of ``docs/compliance.md``."""
+    formats = "\n".join(
+        f"- `{name}`" + (" (CLI `query` and `trail` only)" if name == "table" else "")
+        for name in ("table", *FORMATS)
+    )
+    kinds = _table(
+        "| kind | meaning |", [f"| `{kind}` | {text} |" for kind, text in PROBLEM_KINDS.items()]
+    )
+    views = _table(
+        "| view | one row per | columns |",
+        [f"| `{name}` | {per} | `{columns}` |" for name, per, columns in VIEWS],
+    )
+    lines = [_INTRO.format(formats=formats, system=EVENT_TYPE_SYSTEM, kinds=kinds, views=views)]
+    lines += ["| event type | severity | meaning |", "|---|---|---|"]
+    for event_type, model in sorted(EVENT_TYPES.items()):
+        summary = inspect.cleandoc(model.__doc__ or "").splitlines()[0]
+        lines.append(f"| [`{event_type}`](#{event_type}) | {model.severity} | {summary} |")
+    lines.append("")
+    for event_type, model in sorted(EVENT_TYPES.items()):
+        lines += _event_section(event_type, model)
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def undocumented_fields() -> list[str]:
+    """``event_type.field`` for every field with no description anywhere."""
+    return [
+        f"{event_type}.{name}"
+        for event_type, model in sorted(EVENT_TYPES.items())
+        for name, info in model.model_fields.items()
+        if name != "event_type" and field_description(name, info) is None
+    ]
+
+
+if __name__ == "__main__":
+    sys.stdout.write(generate())

@@ -1,0 +1,383 @@
+"""Many real, correctly chained audit rows, fast: for export-memory tests and bench/audit.py.
+
+Rows are built with :class:`app.audit.chain.ChainHead` exactly as the engine builds them
+(typed events, real hashes), their requests carry the matching heads, a share of them are
+transcriptions with a ``recordings`` row naming a patient, and a share of the events are
+on the system chain. Everything goes in with bulk Core INSERTs in large batches; nothing is
+disabled (the append-only triggers only refuse UPDATE and DELETE).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import itertools
+import json
+import pickle
+import subprocess
+import sys
+import uuid
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import Table, func, insert, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from app.audit.chain import SYSTEM_CHAIN, ChainHead, chain_key_for
+from app.audit.events import (
+    AgentFailed,
+    AgentRetryScheduled,
+    AgentStarted,
+    AgentSucceeded,
+    AuditAccessed,
+    AuditEvent,
+    RequestCompleted,
+    RequestSubmitted,
+    StateChanged,
+)
+from app.config import Settings
+from app.database import Database
+from app.database.models import AuditChain, Recording, Request
+from app.orchestrator.engine import Orchestrator
+from app.orchestrator.worker import Worker
+from tests.support.agents import engine_agents, engine_workflows
+
+REQUESTS: Table = Request.__table__  # type: ignore[assignment]
+RECORDINGS: Table = Recording.__table__  # type: ignore[assignment]
+
+START = datetime(2026, 1, 1, tzinfo=UTC)
+AGENTS = ("research.requirements", "research.feasibility", "transcription.transcribe")
+ACTORS = ("svc-research", "svc-clinic", "dr-reviewer")
+
+
+@dataclass
+class Generated:
+    """What was inserted: row counts and ids to query for."""
+
+    rows: int = 0
+    request_ids: list[uuid.UUID] = field(default_factory=list)
+    patients: list[str] = field(default_factory=list)
+    system_rows: int = 0
+    first: datetime = START
+    last: datetime = START
+
+
+def _digest(n: int) -> str:
+    return hashlib.sha256(str(n).encode()).hexdigest()
+
+
+def _events(n: int) -> Iterator[tuple[AuditEvent, str | None]]:
+    """A request's life as events (``n`` of them), with the agent id where one acted."""
+    yield RequestSubmitted(kind="transcription", priority=0, payload_digest=_digest(n)), None
+    yield StateChanged(from_state=None, to_state="pending", reason="submitted"), None
+    step = 0
+    for i in itertools.count():
+        agent = AGENTS[step % len(AGENTS)]
+        name = agent.split(".")[1]
+        match i % 6:
+            case 0:
+                yield StateChanged(from_state="pending", to_state="running", step=name), None
+            case 1:
+                yield (
+                    AgentStarted(step=name, attempt=1, input_digest=_digest(i), worker_id="w1"),
+                    agent,
+                )
+            case 2:
+                yield (
+                    AgentFailed(
+                        step=name,
+                        attempt=1,
+                        error_type="RetryableError",
+                        error="transient",
+                        retryable=True,
+                        duration_ms=12,
+                    ),
+                    agent,
+                )
+            case 3:
+                yield (
+                    AgentRetryScheduled(
+                        step=name,
+                        next_attempt=2,
+                        not_before=START + timedelta(seconds=i),
+                        delay_seconds=0.5,
+                    ),
+                    agent,
+                )
+            case 4:
+                yield (
+                    AgentSucceeded(step=name, attempt=2, output_digest=_digest(i), duration_ms=40),
+                    agent,
+                )
+            case _:
+                step += 1
+                yield RequestCompleted(steps=step, result_digest=_digest(i)), None
+
+
+_AUDIT_COLUMNS = (
+    "id",
+    "chain_key",
+    "seq",
+    "request_id",
+    "event_type",
+    "severity",
+    "actor",
+    "agent_id",
+    "occurred_at",
+    "event_data",
+    "prev_hash",
+    "hash",
+)
+
+
+async def _insert_audit_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """One bulk INSERT of chained rows, straight through the driver.
+
+    SQLAlchemy's per-value bind processing costs more than hashing the rows, so the values
+    are converted here exactly as the column types would store them: on SQLite, UUIDs as 32
+    hex digits, UTC timestamps as ``YYYY-MM-DD HH:MM:SS.ffffff`` and JSON as text (one
+    ``executemany``); on PostgreSQL, native values through COPY.
+    """
+    connection = await session.connection()
+    if connection.dialect.name == "sqlite":
+        # Random UUID keys touch pages all over eight indexes: a bigger page cache than
+        # SQLite's 2 MB default halves the load time.
+        await connection.exec_driver_sql("PRAGMA cache_size = -262144")
+        marks = ", ".join("?" for _ in _AUDIT_COLUMNS)
+        sql = f"INSERT INTO audit_logs ({', '.join(_AUDIT_COLUMNS)}) VALUES ({marks})"
+        values = [
+            (
+                r["id"].hex,
+                r["chain_key"],
+                r["seq"],
+                r["request_id"].hex if r["request_id"] else None,
+                r["event_type"],
+                r["severity"],
+                r["actor"],
+                r["agent_id"],
+                r["occurred_at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
+                json.dumps(r["event_data"]),
+                r["prev_hash"],
+                r["hash"],
+            )
+            for r in rows
+        ]
+        await connection.exec_driver_sql(sql, values)
+        return
+    raw = await connection.get_raw_connection()
+    driver: Any = raw.driver_connection
+    records = [
+        tuple(json.dumps(r[c]) if c == "event_data" else r[c] for c in _AUDIT_COLUMNS) for r in rows
+    ]
+    await driver.copy_records_to_table("audit_logs", records=records, columns=_AUDIT_COLUMNS)
+
+
+Batch = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
+
+
+@dataclass
+class Dataset:
+    """Generated rows kept in a file (pickled batches) so that loading them costs no hashing."""
+
+    path: Path
+    info: Generated
+    system_head: tuple[int, str]
+
+
+def build_dataset(
+    path: Path,
+    rows: int,
+    *,
+    per_request: int = 20,
+    system_every: int = 50,
+    patients: int = 100,
+    batch: int = 20_000,
+) -> Dataset:
+    """Build about ``rows`` audit rows into ``path``: chains of ``per_request`` rows, plus one
+    system-chain ``audit_accessed`` row per ``system_every`` rows, for a fresh database."""
+    out = Generated()
+    system = ChainHead(SYSTEM_CHAIN)
+    clock = itertools.count()
+    pending: list[dict[str, Any]] = []
+    requests: list[dict[str, Any]] = []
+    recordings: list[dict[str, Any]] = []
+    # Events are frozen models: build one request's life once and reuse it for every chain.
+    life = list(itertools.islice(_events(0), per_request))
+    with path.open("wb") as handle:
+
+        def flush() -> None:
+            pickle.dump((list(requests), list(recordings), list(pending)), handle)
+            pending.clear()
+            requests.clear()
+            recordings.clear()
+
+        for r in range(max(1, rows // per_request)):
+            rid = uuid.uuid4()
+            head = ChainHead(chain_key_for(rid))
+            actor = ACTORS[r % len(ACTORS)]
+            created = START + timedelta(milliseconds=next(clock))
+            for event, agent in life:
+                moment = START + timedelta(milliseconds=next(clock))
+                pending.append(
+                    head.append(
+                        event, actor=actor, occurred_at=moment, request_id=rid, agent_id=agent
+                    )
+                )
+                out.rows += 1
+                if out.rows % system_every == 0:
+                    access = AuditAccessed(action="query", filters={"n": out.rows}, row_count=10)
+                    pending.append(system.append(access, actor="dr-audit", occurred_at=moment))
+                    out.rows += 1
+                    out.system_rows += 1
+                out.last = moment
+            transcription = r % 2 == 0
+            requests.append(
+                {
+                    "id": rid,
+                    "kind": "transcription" if transcription else "research",
+                    "state": "completed",
+                    "priority": 0,
+                    "submitted_by": actor,
+                    "payload_digest": _digest(r),
+                    "payload": {},
+                    "audit_seq": head.seq,
+                    "audit_head": head.hash,
+                    "created_at": created,
+                    "updated_at": created,
+                }
+            )
+            if transcription:
+                patient = f"P{(r // 2) % patients:05d}"
+                recordings.append(
+                    {
+                        "id": uuid.uuid4(),
+                        "request_id": rid,
+                        "patient_id": patient,
+                        "clinician_id": "C001",
+                        "audio_file_path": f"/audio/{rid}.wav",
+                        "audio_file_size": 1024,
+                        "uploaded_at": created,
+                    }
+                )
+                if len(out.patients) < patients and patient not in out.patients:
+                    out.patients.append(patient)
+            out.request_ids.append(rid)
+            if len(pending) >= batch:
+                flush()
+        flush()
+    return Dataset(path, out, (system.seq, system.hash))
+
+
+def _batches(path: Path) -> Iterator[Batch]:
+    with path.open("rb") as handle:
+        while True:
+            try:
+                yield pickle.load(handle)
+            except EOFError:
+                return
+
+
+async def load_dataset(database: Database, dataset: Dataset) -> Generated:
+    """Insert a dataset into a fresh migrated database (its system chain must be empty)."""
+    for requests, recordings, audit_rows in _batches(dataset.path):
+        async with database.session() as session:
+            if requests:
+                await session.execute(insert(REQUESTS), requests)
+            if recordings:
+                await session.execute(insert(RECORDINGS), recordings)
+            if audit_rows:
+                await _insert_audit_rows(session, audit_rows)
+    seq, head = dataset.system_head
+    async with database.session() as session:
+        updated = await session.execute(
+            update(AuditChain)
+            .where(AuditChain.chain_key == SYSTEM_CHAIN, AuditChain.seq == 0)
+            .values(seq=seq, head_hash=head, updated_at=dataset.info.last)
+        )
+        assert updated.rowcount == 1, "load_dataset needs a fresh database"  # type: ignore[attr-defined]
+    return dataset.info
+
+
+async def insert_audit_rows(
+    database: Database, rows: int, folder: Path, **options: Any
+) -> Generated:
+    """Build and load ``rows`` audit rows into a fresh database in one call."""
+    dataset = build_dataset(folder / f"audit-rows-{uuid.uuid4().hex[:8]}.pickle", rows, **options)
+    return await load_dataset(database, dataset)
+
+
+# --------------------------------------------------------------------------- engine rows
+
+ENGINE_SETTINGS = Settings(poll_seconds=0.02, lease_seconds=5, heartbeat_seconds=1)
+
+
+async def run_engine_requests(
+    database: Database,
+    count: int,
+    *,
+    kind: str = "test",
+    concurrency: int = 8,
+    payloads: Sequence[dict[str, Any]] = (),
+) -> list[uuid.UUID]:
+    """Submit ``count`` requests and drive them to the end through the real engine.
+
+    ``payloads[i]`` (when given) adds instructions to request ``i`` (e.g. ``fail_times``),
+    so its chain holds failures and retries. Returns the ids in submission order.
+    """
+    orchestrator = Orchestrator(database, engine_workflows(timeout=5.0))
+    ids = []
+    for i in range(count):
+        extra = payloads[i] if i < len(payloads) else {}
+        view = await orchestrator.submit(kind, {"numbers": [i, 1], **extra}, f"svc-{i % 3}")
+        ids.append(view.id)
+    for _ in range(100):
+        worker = Worker(
+            orchestrator, engine_agents(), settings=ENGINE_SETTINGS, concurrency=concurrency
+        )
+        await asyncio.wait_for(worker.run(until_idle=True), timeout=60)
+        async with database.read_session() as session:
+            active = (
+                await session.execute(
+                    select(func.count()).where(Request.state.in_(("pending", "running")))
+                )
+            ).scalar_one()
+        if not active:
+            return ids
+        await asyncio.sleep(0.05)  # a retry is waiting out its backoff
+    raise AssertionError("requests still active after 100 worker passes")
+
+
+# --------------------------------------------------------------------------- peak memory
+
+#: Runs the CLI, then records the process's own peak RSS. ``VmHWM`` belongs to the address
+#: space exec() created, so unlike ``ru_maxrss`` it does not inherit the parent's size.
+_MEASURED_CLI = """
+import os, sys
+from app.cli import main
+try:
+    main(sys.argv[1:])
+finally:
+    with open("/proc/self/status") as status:
+        peak = next(line for line in status if line.startswith("VmHWM:")).split()[1]
+    with open(os.environ["LEDGERFLOW_PEAK_FILE"], "w") as out:
+        out.write(peak)
+"""
+
+
+def run_cli_measured(args: Sequence[str], env: dict[str, str], folder: Path) -> tuple[int, float]:
+    """Run ``ledgerflow ARGS`` in a process; return its exit code and peak RSS in MB."""
+    peak_file = folder / f"peak-{uuid.uuid4().hex[:8]}"
+    result = subprocess.run(
+        [sys.executable, "-c", _MEASURED_CLI, *args],
+        env={**env, "LEDGERFLOW_PEAK_FILE": str(peak_file)},
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        timeout=600,
+    )
+    peak_kb = int(peak_file.read_text())
+    peak_file.unlink()
+    return result.returncode, peak_kb / 1024
