@@ -91,19 +91,6 @@ def insert_statement(dialect: str, table: Table, columns: tuple[str, ...]) -> St
     return Statement(sql, [_converter(dialect, table.c[c].type) for c in columns], columns)
 
 
-@cache
-def update_statement(
-    dialect: str, table: Table, columns: tuple[str, ...], where: tuple[str, ...]
-) -> Statement:
-    """``UPDATE table SET columns = ... WHERE where = ... AND ...`` (parameters: set, where)."""
-    marks = _placeholders(dialect, len(columns) + len(where))
-    sets = ", ".join(f"{c} = {m}" for c, m in zip(columns, marks, strict=False))
-    conds = " AND ".join(f"{c} = {m}" for c, m in zip(where, marks[len(columns) :], strict=True))
-    names = columns + tuple(f"_where_{c}" for c in where)
-    converters = [_converter(dialect, table.c[c].type) for c in columns + where]
-    return Statement(f"UPDATE {table.name} SET {sets} WHERE {conds}", converters, names)
-
-
 async def executemany(
     connection: AsyncConnection, statement: Statement, rows: Sequence[dict[str, Any]]
 ) -> None:

@@ -50,13 +50,9 @@ def transient_retry(attempts: int = 5) -> AsyncRetrying:
 class GroupCommitter:
     """Batches request changes from many tasks into few transactions."""
 
-    def __init__(self, database: Database, max_batch: int = 256, writers: int = 1) -> None:
+    def __init__(self, database: Database, max_batch: int = 256) -> None:
         self.database = database
         self.max_batch = max_batch
-        # PostgreSQL: several batches in flight on separate connections, so one batch's
-        # fsync overlaps the next batch's statements (the server merges concurrent
-        # fsyncs). SQLite has a single writer, so one.
-        self.writers = writers if database.dialect == "postgresql" else 1
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self.batches = 0
         self.changes = 0
@@ -69,13 +65,9 @@ class GroupCommitter:
 
     async def run(self) -> None:
         """Commit batches until :meth:`close` is called and the queue is empty."""
-        await asyncio.gather(*(self._writer() for _ in range(self.writers)))
-
-    async def _writer(self) -> None:
         while True:
             item = await self._queue.get()
             if item is None:
-                self._queue.put_nowait(None)  # pass the stop on to the other writers
                 return
             batch = [item]
             closing = False
@@ -87,7 +79,6 @@ class GroupCommitter:
                 batch.append(more)
             await self._commit(batch)
             if closing:
-                self._queue.put_nowait(None)  # pass the stop on to the other writers
                 return
 
     async def close(self) -> None:

@@ -11,8 +11,9 @@ import builtins
 import uuid
 from collections.abc import Mapping
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
+from pydantic import BaseModel
 from sqlalchemy import and_, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -59,6 +60,7 @@ from app.orchestrator.views import (
 from app.orchestrator.workflows import Workflow, WorkflowRegistry
 
 _MAX_TEXT = 2000
+ViewT = TypeVar("ViewT", bound=BaseModel)
 
 
 def _require_text(value: str | None, field: str, *, limit: int = 128) -> str:
@@ -372,10 +374,7 @@ class Orchestrator:
         query = select(Approval).order_by(Approval.requested_at).limit(limit)
         if status is not None:
             query = query.where(Approval.status == status)
-        async with self.database.read_session() as session:
-            return [
-                ApprovalView.model_validate(a) for a in (await session.execute(query)).scalars()
-            ]
+        return await self._views(query, ApprovalView)
 
     async def escalations(
         self, status: str | None = "open", limit: int = 100
@@ -384,10 +383,11 @@ class Orchestrator:
         query = select(Escalation).order_by(Escalation.opened_at).limit(limit)
         if status is not None:
             query = query.where(Escalation.status == status)
+        return await self._views(query, EscalationView)
+
+    async def _views(self, query: Any, view: type[ViewT]) -> builtins.list[ViewT]:
         async with self.database.read_session() as session:
-            return [
-                EscalationView.model_validate(e) for e in (await session.execute(query)).scalars()
-            ]
+            return [view.model_validate(row) for row in (await session.execute(query)).scalars()]
 
     # -- steer ----------------------------------------------------------------------------
 

@@ -38,6 +38,7 @@ from app.audit.events import (
     RequestSubmitted,
     StateChanged,
 )
+from app.audit.records import COLUMNS
 from app.config import Settings
 from app.database import Database
 from app.database.models import AuditChain, Recording, Request
@@ -117,20 +118,7 @@ def _events(n: int) -> Iterator[tuple[AuditEvent, str | None]]:
                 yield RequestCompleted(steps=step, result_digest=_digest(i)), None
 
 
-_AUDIT_COLUMNS = (
-    "id",
-    "chain_key",
-    "seq",
-    "request_id",
-    "event_type",
-    "severity",
-    "actor",
-    "agent_id",
-    "occurred_at",
-    "event_data",
-    "prev_hash",
-    "hash",
-)
+_AUDIT_COLUMNS = COLUMNS
 
 
 async def _insert_audit_rows(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
