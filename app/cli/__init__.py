@@ -1,0 +1,51 @@
+"""The ``ledgerflow`` command (Typer + Rich).
+
+Errors are mapped to exit codes in one place (:func:`main`): a ``LedgerflowError`` prints
+one line naming the problem and exits 2 (bad input or refusal) or 3 (database); nothing
+prints a traceback to an operator.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+
+import typer
+
+from app.cli.audit import audit_cli
+from app.cli.common import err_console
+from app.cli.db import db_cli
+from app.cli.requests import requests_cli
+from app.config import get_settings
+from app.database import DatabaseError
+from app.exceptions import LedgerflowError
+from app.logging import configure_logging
+
+cli = typer.Typer(
+    name="ledgerflow",
+    help="Durable, audited orchestrator for clinical back-office work.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+cli.add_typer(db_cli, name="db")
+cli.add_typer(audit_cli, name="audit")
+cli.registered_commands.extend(requests_cli.registered_commands)
+
+
+def _exit_code(exc: LedgerflowError) -> int:
+    return 3 if isinstance(exc, DatabaseError) else 2
+
+
+def main(argv: Sequence[str] | None = None) -> None:
+    """Entry point: run the CLI and turn our errors into one line and an exit code."""
+    try:
+        settings = get_settings()
+        configure_logging(settings.log_level, settings.log_format)
+        cli(args=list(argv) if argv is not None else None)
+    except LedgerflowError as exc:
+        err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
+        sys.exit(_exit_code(exc))
+
+
+__all__ = ["cli", "main"]
