@@ -7,9 +7,6 @@ to the real database so that their shape is checked by the schema too.
 
 from __future__ import annotations
 
-import csv
-import hashlib
-import io
 import json
 import re
 import uuid
@@ -53,10 +50,16 @@ from app.database.models import (
     RequirementsData,
     ResearchRequest,
 )
+from tests.support.deliveries import (
+    FULL_DATE,
+    csv_rows,
+    patient_ids,
+    patient_names,
+    scan_delivery,
+    sha256_of,
+)
 
 SEED_PATIENTS = 300
-FULL_DATE = re.compile(r"\b\d{4}-\d{2}-\d{2}\b")
-ZIP5 = re.compile(r"(?<![\w.-])\d{5}(?![\w.-])")
 
 Outputs = dict[str, dict[str, Any]]
 
@@ -161,20 +164,6 @@ def _sample(name: str, **overrides: Any) -> dict[str, Any]:
     return {**sample_research_payloads()[name], **overrides}
 
 
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
-
-
-def _rows(path: Path) -> list[dict[str, str]]:
-    return list(csv.DictReader(io.StringIO(path.read_text("utf-8"))))
-
-
-async def _all_names(database: Database) -> set[str]:
-    async with database.read_session() as session:
-        result = await session.execute(select(Patient.first_name, Patient.last_name))
-        return {name.lower() for pair in result for name in pair}
-
-
 async def test_research_request_is_delivered_with_files_matching_their_manifest(
     steps: StepsFactory, settings: Settings, warehouse: Database
 ) -> None:
@@ -186,7 +175,7 @@ async def test_research_request_is_delivered_with_files_matching_their_manifest(
     assert Path(delivery["folder"]) == folder
     assert not (folder / "staging").exists()
     manifest_path = folder / "manifest.json"
-    assert _sha256(manifest_path) == delivery["manifest_sha256"]
+    assert sha256_of(manifest_path) == delivery["manifest_sha256"]
     manifest = json.loads(manifest_path.read_text("utf-8"))
     assert sorted(manifest["files"]) == [
         "conditions.csv",
@@ -197,14 +186,14 @@ async def test_research_request_is_delivered_with_files_matching_their_manifest(
     ]
     for name, entry in manifest["files"].items():
         path = folder / name
-        assert _sha256(path) == entry["sha256"]
+        assert sha256_of(path) == entry["sha256"]
         assert path.stat().st_size == entry["bytes"]
-        assert len(_rows(path)) == entry["rows"]
+        assert len(csv_rows(path)) == entry["rows"]
 
     feasibility = run.previous["feasibility"]
     assert feasibility["feasible"] and feasibility["cohort_size"] >= 10
     assert manifest["files"]["demographics.csv"]["rows"] == feasibility["cohort_size"]
-    dictionary = _rows(folder / "data_dictionary.csv")
+    dictionary = csv_rows(folder / "data_dictionary.csv")
     assert {"file", "column", "type", "description"} <= set(dictionary[0])
     assert {(row["file"], row["column"]) for row in dictionary} >= {
         ("demographics.csv", "zip3"),
@@ -229,25 +218,12 @@ async def test_delivered_files_hold_no_names_full_dates_or_five_digit_zips(
     run = steps(_sample("type2_diabetes_adults", inclusion_codes=["I10"], age_range={"min": 60}))
     await run.run_all()
     folder = settings.deliveries_path / str(run.request_id)
-    names = await _all_names(warehouse)
-    async with warehouse.read_session() as session:
-        ids = set((await session.execute(select(Patient.patient_id))).scalars())
-
-    words = re.compile(r"[A-Za-z][A-Za-z'\-]*")
-    cells = 0
-    for path in sorted(folder.glob("*.csv")):
-        if path.name == "data_dictionary.csv":
-            continue
-        for row in _rows(path):
-            for column, value in row.items():
-                cells += 1
-                assert not {w.lower() for w in words.findall(value)} & names, (path.name, column)
-                assert not FULL_DATE.search(value), (path.name, column)
-                assert not ZIP5.search(value), (path.name, column)
-                assert value not in ids
+    names = await patient_names(warehouse)
+    ids = await patient_ids(warehouse)
+    cells = scan_delivery(folder, names, ids)
     assert cells > 500
 
-    demographics = _rows(folder / "demographics.csv")
+    demographics = csv_rows(folder / "demographics.csv")
     oldest = [row for row in demographics if row["age_at_reference"] == "90+"]
     assert oldest, "the seeded warehouse has patients over 89"
     assert all(row["birth_year"] == "" for row in oldest)
@@ -265,10 +241,10 @@ async def test_limited_data_set_keeps_dates_but_drops_direct_identifiers(
     run = steps(_sample("hypertension_older_adults"))
     await run.run_all()
     folder = settings.deliveries_path / str(run.request_id)
-    demographics = _rows(folder / "demographics.csv")
+    demographics = csv_rows(folder / "demographics.csv")
     assert {"birth_date", "zip5", "city"} <= set(demographics[0])
     assert all(FULL_DATE.fullmatch(row["birth_date"]) for row in demographics)
-    names = await _all_names(warehouse)
+    names = await patient_names(warehouse)
     for path in folder.glob("*.csv"):
         text = path.read_text("utf-8").lower()
         assert "@" not in text and "-555-" not in text

@@ -25,7 +25,6 @@ from app.agents.base import Agent, AgentContext
 from app.agents.research.cohort import cohort_count, cohort_ids
 from app.agents.research.deidentify import Deidentifier
 from app.agents.research.elements import CATALOGUE
-from app.agents.research.feasibility import FeasibilityOutput
 from app.agents.research.payload import DataElement, PhiLevel, ResearchCriteria, ResearchPayload
 from app.agents.research.requirements import RequirementsOutput
 from app.agents.research.storage import (
@@ -39,10 +38,13 @@ from app.database.models import Condition, Encounter, Observation, Patient
 
 
 class ExtractionPrevious(BaseModel):
-    """Earlier outputs this step reads."""
+    """Earlier outputs this step reads.
+
+    Not feasibility's: a reviewer may resolve a too-small cohort's escalation with "skip"
+    (the IRB accepted it), and extraction then runs on the requirements alone.
+    """
 
     requirements: RequirementsOutput
-    feasibility: FeasibilityOutput
 
 
 class ExtractionInput(BaseModel):
