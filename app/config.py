@@ -6,7 +6,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Literal
 
-from pydantic import ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.exc import ArgumentError
@@ -71,6 +71,77 @@ class Settings(BaseSettings):
     audio_max_seconds: float = 600.0
     audio_min_seconds: float = 0.5
     transcript_min_confidence: float = 0.40
+
+    # secrets (never logged, never in the database)
+    #: Mixed into the HMAC of research pseudonyms (``person_id``): without it, anyone who
+    #: knows a request id and a patient id can recompute the mapping. Set it in production.
+    pseudonym_secret: SecretStr | None = None
+    #: Signs audit checkpoints (HMAC-SHA256); unset, checkpoints are unsigned.
+    audit_hmac_key: SecretStr | None = None
+
+    # HTTP API (issue 6)
+    #: Where ``ledgerflow serve`` listens unless ``--host`` / ``--port`` say otherwise.
+    api_host: str = "127.0.0.1"
+    api_port: int = Field(default=8000, ge=0, le=65535)
+    #: Largest JSON request body the API reads (recordings use ``AUDIO_MAX_BYTES``).
+    api_max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    #: How long ``/readyz`` waits for the database before answering 503.
+    readyz_timeout_seconds: float = Field(default=2.0, gt=0)
+    #: ``/metrics``: window of the step, retry and recovery figures, and how long one
+    #: scrape's database figures are reused.
+    metrics_window_seconds: int = Field(default=900, ge=1)
+    metrics_cache_seconds: float = Field(default=5.0, ge=0)
+
+    # operations (issue 7)
+    #: Where backups go (default ``<data>/backups``).
+    backup_dir: Path | None = None
+    #: How many verified backups of a database to keep (newest first); 0 keeps them all.
+    backup_keep: int = 14
+    #: Folder holding ``pg_dump``/``pg_restore``/``psql`` when they are not on ``PATH``.
+    pg_bin_dir: Path | None = None
+    #: Mask sensitive keys and URL passwords in every log line (see ``app.logging``).
+    log_mask_enabled: bool = True
+    #: Comma-separated log keys whose values are masked (matched case-insensitively, also
+    #: as ``key=value`` inside strings). Replaces the default list when set.
+    log_mask_keys: str = ""
+    #: Days after a request finished before its payload bodies are purged (0: never).
+    retention_payload_days: int = 365
+    #: Days after a transcription finished before its audio file is deleted (0: never).
+    retention_audio_days: int = 90
+    #: Days after a research request finished before its delivery files go (0: never).
+    retention_delivery_days: int = 180
+    #: Years audit rows are kept; ``retention purge`` never deletes audit rows, it reports
+    #: those past this age for a separate, deliberate archive.
+    audit_retention_years: int = 6
+    #: Pending requests past which ``submit`` raises ``QueueFull`` (0: no limit).
+    max_queued_requests: int = 10_000
+    #: The Retry-After hint (seconds) a ``QueueFull`` carries.
+    queue_full_retry_after_seconds: int = 30
+
+    @field_validator(
+        "backup_keep",
+        "retention_payload_days",
+        "retention_audio_days",
+        "retention_delivery_days",
+        "max_queued_requests",
+    )
+    @classmethod
+    def _check_ops_non_negative(cls, value: int) -> int:
+        if value < 0:
+            raise ValueError("must be zero or more")
+        return value
+
+    @field_validator("audit_retention_years", "queue_full_retry_after_seconds")
+    @classmethod
+    def _check_ops_positive(cls, value: int) -> int:
+        if value < 1:
+            raise ValueError("must be at least 1")
+        return value
+
+    @property
+    def backups_path(self) -> Path:
+        """Folder for backups (``BACKUP_DIR``, default ``<data>/backups``)."""
+        return self.backup_dir or self.data_dir / "backups"
 
     @field_validator("database_url")
     @classmethod

@@ -15,7 +15,6 @@ from __future__ import annotations
 import hashlib
 import hmac
 import json
-import os
 import uuid
 from datetime import datetime
 from pathlib import Path
@@ -28,15 +27,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.audit.chain import digest, format_timestamp
 from app.audit.exceptions import CheckpointNotFound
 from app.audit.verify import Head
+from app.config import get_settings
 from app.database.models import AuditChain, AuditCheckpoint, Request
-
-#: The environment variable holding the HMAC key (until settings carry it).
-HMAC_KEY_ENV = "AUDIT_HMAC_KEY"
 
 
 def hmac_key_from_env() -> str | None:
-    """The HMAC key from ``AUDIT_HMAC_KEY`` (``None`` when unset or empty)."""
-    return os.environ.get(HMAC_KEY_ENV) or None
+    """The HMAC key of the ``AUDIT_HMAC_KEY`` setting (``None`` when unset or empty)."""
+    key = get_settings().audit_hmac_key
+    return (key.get_secret_value() or None) if key is not None else None
 
 
 class Checkpoint(BaseModel):

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
 from pathlib import Path
@@ -16,7 +17,7 @@ from typing import Any
 
 import pytest
 import structlog
-from pydantic import ValidationError
+from pydantic import SecretStr, ValidationError
 from sqlalchemy import insert, select
 
 from app.agents.base import (
@@ -233,6 +234,26 @@ async def test_delivered_files_hold_no_names_full_dates_or_five_digit_zips(
     assert not {"first_name", "last_name", "mrn", "address", "phone", "email", "city"} & set(
         demographics[0]
     )
+
+
+async def test_pseudonyms_are_keyed_by_the_deployment_secret(
+    warehouse: Database, settings: Settings
+) -> None:
+    payload = _sample("type2_diabetes_adults", data_elements=["demographics"])
+    keyed = settings.model_copy(update={"pseudonym_secret": SecretStr("deployment key")})
+    person_ids = []
+    for run_settings in (settings, keyed):
+        run = Steps(warehouse, run_settings, payload)
+        run.request_id = uuid.UUID(int=7)  # the same request both times
+        await run.run("requirements", RequirementsAgent())
+        await run.run("feasibility", FeasibilityAgent())
+        await run.run("extraction", ExtractionAgent())
+        staged = run_settings.deliveries_path / str(run.request_id) / "staging"
+        person_ids.append({row["person_id"] for row in csv_rows(staged / "demographics.csv")})
+        shutil.rmtree(run_settings.deliveries_path)
+    plain, secret = person_ids
+    assert len(plain) == len(secret) > 10
+    assert not plain & secret
 
 
 async def test_limited_data_set_keeps_dates_but_drops_direct_identifiers(

@@ -165,7 +165,13 @@ class ExtractionAgent(Agent[ExtractionInput, ExtractionOutput]):
     async def run(self, context: AgentContext, input: ExtractionInput) -> ExtractionOutput:
         """Fetch, de-identify and stage one CSV per requested element."""
         criteria = input.previous.requirements.criteria
-        deid = Deidentifier(context.request_id, criteria.phi_level, criteria.reference_date)
+        secret = context.settings.pseudonym_secret
+        deid = Deidentifier(
+            context.request_id,
+            criteria.phi_level,
+            criteria.reference_date,
+            secret.get_secret_value().encode("utf-8") if secret is not None else b"",
+        )
         contents: dict[str, bytes] = {}
         files: list[StoredFile] = []
         session: AsyncSession
