@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import event
-from sqlalchemy.engine import URL
+from sqlalchemy.engine import URL, ExceptionContext
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from app.config import Settings, get_settings, parse_database_url
-from app.database.exceptions import translated_errors
+from app.database.exceptions import connection_lost, translated_errors
 from app.exceptions import ConfigurationError
 
 _SQLITE_BEGIN = "ledgerflow_sqlite_begin"
@@ -78,13 +78,23 @@ def create_engine(url: URL | str | None = None, settings: Settings | None = None
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
         return engine
-    return create_async_engine(
+    engine = create_async_engine(
         url,
         echo=settings.db_echo,
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
     )
+    event.listen(engine.sync_engine, "handle_error", _on_postgres_error)
+    return engine
+
+
+def _on_postgres_error(context: ExceptionContext) -> None:
+    # SQLAlchemy's asyncpg dialect does not count every lost connection as a disconnect
+    # (a backend killed mid-query can leave asyncpg with "another operation is in
+    # progress"); such a connection must leave the pool, or the next user inherits it.
+    if connection_lost(context.original_exception):
+        context.is_disconnect = True
 
 
 class Database:

@@ -61,6 +61,33 @@ class IntegrityViolation(DatabaseError):
 
 _UNREACHABLE = (ConnectionError, socket.gaierror, TimeoutError, OSError)
 
+#: SQLSTATE classes and codes that mean the connection is gone: connection exceptions
+#: (08), and the server shutting down or terminating the backend (57P01-57P03).
+_LOST_SQLSTATES = ("08", "57P01", "57P02", "57P03")
+_LOST_TEXTS = (
+    "connection was closed",
+    "connection is closed",
+    "terminating connection",
+    "server closed the connection",
+    "another operation is in progress",
+    "connection does not exist",
+)
+
+
+def connection_lost(exc: BaseException | None) -> bool:
+    """True when ``exc`` (a driver error) means the connection is unusable from now on."""
+    while exc is not None:
+        sqlstate = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
+        if isinstance(sqlstate, str) and sqlstate.startswith(_LOST_SQLSTATES):
+            return True
+        if isinstance(exc, ConnectionError):
+            return True
+        text = str(exc).lower()
+        if any(marker in text for marker in _LOST_TEXTS):
+            return True
+        exc = getattr(exc, "orig", None) or exc.__cause__
+    return False
+
 
 def describe_url(url: URL) -> str:
     """Where ``url`` points, for error messages, without its password."""
@@ -79,6 +106,8 @@ def translate(exc: BaseException, url: URL) -> DatabaseError:
     lowered = text.lower()
     if isinstance(exc, sa_exc.IntegrityError):
         return IntegrityViolation(f"constraint violated: {text}")
+    if (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated) or connection_lost(exc):
+        return DatabaseUnavailable(f"DATABASE_URL: lost the connection to {where} ({text})")
     if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
         return DatabaseReadOnly(f"DATABASE_URL: {where} is read-only ({text})")
     if "database is locked" in lowered:
