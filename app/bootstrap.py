@@ -55,4 +55,7 @@ def build_services(
     workflows = workflows or default_workflows()
     agents = agents or default_agents(settings)
     workflows.check_agents(agents)
-    return Services(settings, database, warehouse, agents, Orchestrator(database, workflows))
+    orchestrator = Orchestrator(
+        database, workflows, max_queued_requests=settings.max_queued_requests
+    )
+    return Services(settings, database, warehouse, agents, orchestrator)

@@ -200,6 +200,55 @@ class AuditAccessed(AuditEvent):
     denied: bool = False
 
 
+class AccessDenied(AuditEvent):
+    """The HTTP API refused a call (401 or 403); the row's actor is the caller, if known."""
+
+    event_type: Literal["access_denied"] = "access_denied"
+    severity: ClassVar[Severity] = "warning"
+    method: str = Field(description="HTTP method of the refused call")
+    route: str = Field(description="the route's path template, e.g. `/v1/requests/{request_id}`")
+    path: str = Field(description="the path called (identifiers only; no query string)")
+    status: int = Field(description="`401` (no valid key) or `403` (key valid, role refused)")
+    reason: str = Field(description="why the call was refused, e.g. `unknown key`")
+    role: str | None = Field(default=None, description="the caller's role, when the key was valid")
+    key_prefix: str | None = Field(
+        default=None, description="the public prefix of the key presented, if it had one"
+    )
+
+
+class LegalHoldPlaced(AuditEvent):
+    """A legal hold was placed on the request: retention will not purge any of its data."""
+
+    event_type: Literal["legal_hold_placed"] = "legal_hold_placed"
+    reason: str
+
+
+class LegalHoldReleased(AuditEvent):
+    """The request's legal hold was released: retention may purge it again."""
+
+    event_type: Literal["legal_hold_released"] = "legal_hold_released"
+    held_since: datetime = Field(description="UTC time the released hold was placed")
+    reason: str | None = None
+
+
+class DataPurged(AuditEvent):
+    """Retention purged one kind of a finished request's data; its digests stay in the trail."""
+
+    event_type: Literal["data_purged"] = "data_purged"
+    category: Literal["payload", "audio", "delivery"] = Field(
+        description="`payload` (payload, result and step outputs, transcript), `audio` (the "
+        "recording's file) or `delivery` (the research delivery folder)"
+    )
+    finished_at: datetime = Field(description="UTC time the request finished")
+    retention_days: int = Field(description="the retention age (days) that had passed")
+    files_deleted: int = Field(default=0, description="files removed from disk")
+    bytes_deleted: int = Field(default=0, description="bytes those files held")
+    sha256: str | None = Field(
+        default=None,
+        description="digest of what was deleted (audio SHA-256 or delivery manifest), if known",
+    )
+
+
 AnyEvent = Annotated[
     RequestSubmitted
     | StateChanged
@@ -217,7 +266,11 @@ AnyEvent = Annotated[
     | RequestCancelled
     | RequestCompleted
     | RequestFailed
-    | AuditAccessed,
+    | AuditAccessed
+    | AccessDenied
+    | LegalHoldPlaced
+    | LegalHoldReleased
+    | DataPurged,
     Field(discriminator="event_type"),
 ]
 

@@ -1,20 +1,27 @@
-"""``ledgerflow db ...``: create, migrate and inspect the database."""
+"""``ledgerflow db ...``: create, migrate, inspect, back up, restore and vacuum the database."""
 
 from __future__ import annotations
 
 import sys
+from pathlib import Path
 from typing import Annotated
 
 import typer
 from rich.table import Table
 
-from app.cli.common import DatabaseUrlOption, Refused, console
+from app.cli.common import DatabaseUrlOption, Refused, console, err_console
 from app.cli.common import database_for as _database
 from app.cli.common import run_with as _run
 from app.database import Database
 from app.database import schema as db_schema
+from app.database.exceptions import describe_url
+from app.ops.backup import BackupResult, RestoreResult, create_backup, restore_backup
+from app.ops.vacuum import VacuumReport, vacuum_database
 
-db_cli = typer.Typer(help="Create, migrate and inspect the database.", no_args_is_help=True)
+db_cli = typer.Typer(
+    help="Create, migrate, inspect, back up, restore and vacuum the database.",
+    no_args_is_help=True,
+)
 
 
 def _print_status(status: db_schema.SchemaStatus, url: str) -> None:
@@ -91,3 +98,84 @@ def db_current(database_url: DatabaseUrlOption = None) -> None:
     _print_status(status, database.url.render_as_string(hide_password=True))
     if not status.at_head:
         raise typer.Exit(1)
+
+
+def _size(n: int) -> str:
+    value = float(n)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    return f"{n} B"
+
+
+@db_cli.command("backup")
+def db_backup(
+    database_url: DatabaseUrlOption = None,
+    directory: Annotated[
+        Path | None, typer.Option("--dir", help="Write here instead of BACKUP_DIR.")
+    ] = None,
+    keep: Annotated[
+        int | None,
+        typer.Option("--keep", help="Keep this many newest backups (default BACKUP_KEEP; 0: all)."),
+    ] = None,
+) -> None:
+    """Write a verified hot backup (SQLite backup API / pg_dump -Fc) and prune old ones."""
+    if keep is not None and keep < 0:
+        raise Refused("--keep: must be zero or more")
+    database = _database(database_url)
+
+    async def work(db: Database) -> BackupResult:
+        return await create_backup(db, directory=directory, keep=keep)
+
+    result = _run(database, work)
+    sys.stdout.write(f"{result.path}\n")
+    err_console.print(
+        f"backup of {describe_url(database.url)}: {result.path.name} "
+        f"({_size(result.size_bytes)}); {result.verification.summary()}"
+        + (f"; pruned {len(result.pruned)} older backup(s)" if result.pruned else ""),
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@db_cli.command("restore")
+def db_restore(
+    backup: Annotated[Path, typer.Argument(help="A backup written by `ledgerflow db backup`.")],
+    database_url: DatabaseUrlOption = None,
+    force: Annotated[
+        bool, typer.Option("--force", help="Replace everything in a non-empty database.")
+    ] = False,
+) -> None:
+    """Restore BACKUP into an empty database (a non-empty one only with --force)."""
+    if not backup.is_file():
+        raise Refused(f"BACKUP: {backup} does not exist or is not a file")
+    database = _database(database_url)
+
+    async def work(db: Database) -> RestoreResult:
+        return await restore_backup(db, backup, force=force)
+
+    result = _run(database, work)
+    console.print(
+        f"restored {result.source.name} into {result.target}"
+        + (" (replacing its contents)" if result.replaced else "")
+        + f"; {result.verification.summary()}",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@db_cli.command("vacuum")
+def db_vacuum(database_url: DatabaseUrlOption = None) -> None:
+    """Checkpoint, VACUUM and ANALYZE the database; print its size before and after."""
+    database = _database(database_url)
+    report: VacuumReport = _run(database, vacuum_database)
+    for note in report.notes:
+        err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
+    console.print(
+        f"{report.backend}: {'; '.join(report.steps)} in {report.seconds:.1f} s; "
+        f"size {_size(report.before_bytes)} -> {_size(report.after_bytes)} "
+        f"({report.before_bytes} -> {report.after_bytes} bytes)",
+        highlight=False,
+        soft_wrap=True,
+    )

@@ -103,6 +103,12 @@ class Request(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow)
     completed_at: Mapped[datetime | None]
+    #: Legal hold (issue 7): while set, retention never purges this request's data.
+    legal_hold_at: Mapped[datetime | None]
+    legal_hold_by: Mapped[str | None] = mapped_column(String(128))
+    legal_hold_reason: Mapped[str | None] = mapped_column(Text)
+    #: When retention purged the payload bodies (``payload``, ``result``, step outputs).
+    purged_at: Mapped[datetime | None]
 
     __table_args__ = (
         UniqueConstraint("submitted_by", "idempotency_key"),
@@ -118,6 +124,13 @@ class Request(Base):
             "created_at",
             postgresql_where=text("state IN ('pending', 'running')"),
             sqlite_where=text("state IN ('pending', 'running')"),
+        ),
+        # Retention walks finished, not yet purged requests oldest first.
+        Index(
+            "ix_requests_retention",
+            "completed_at",
+            postgresql_where=text("purged_at IS NULL"),
+            sqlite_where=text("purged_at IS NULL"),
         ),
     )
 
@@ -349,6 +362,18 @@ class DataDelivery(Base):
     manifest_sha256: Mapped[str] = mapped_column(String(64))
     row_count: Mapped[int] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    #: When retention deleted the delivered files (the manifest digest stays).
+    purged_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # Retention looks only at deliveries whose files are still on disk.
+        Index(
+            "ix_data_deliveries_retained",
+            "request_id",
+            postgresql_where=text("purged_at IS NULL"),
+            sqlite_where=text("purged_at IS NULL"),
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- transcription
@@ -375,6 +400,18 @@ class Recording(Base):
     verification_results: Mapped[JSONDict | None]
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None]
+    #: When retention deleted the audio file (its ``audio_sha256`` stays).
+    audio_purged_at: Mapped[datetime | None]
+
+    __table_args__ = (
+        # Retention looks only at recordings whose audio is still on disk.
+        Index(
+            "ix_recordings_audio_retained",
+            "request_id",
+            postgresql_where=text("audio_purged_at IS NULL"),
+            sqlite_where=text("audio_purged_at IS NULL"),
+        ),
+    )
 
 
 # --------------------------------------------------------------------------- warehouse

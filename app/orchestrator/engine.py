@@ -14,7 +14,7 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import and_, insert, or_, select, update
+from sqlalchemy import and_, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.chain import ChainHead, chain_key_for, digest
@@ -27,6 +27,7 @@ from app.audit.events import (
     RequestSubmitted,
     StateChanged,
 )
+from app.config import get_settings
 from app.database import Database, IntegrityViolation
 from app.database.models import AgentExecution, Approval, Escalation, Request, StateTransition
 from app.database.types import utcnow
@@ -44,6 +45,7 @@ from app.orchestrator.exceptions import (
     IllegalTransition,
     InvalidRequest,
     NotFound,
+    QueueFull,
 )
 from app.orchestrator.states import TERMINAL, State
 from app.orchestrator.views import (
@@ -107,9 +109,18 @@ def fail(change: RequestChange, step: str | None, reason: str, error: dict[str, 
 class Orchestrator:
     """Submits and steers requests; workers (``app.orchestrator.worker``) run them."""
 
-    def __init__(self, database: Database, workflows: WorkflowRegistry) -> None:
+    def __init__(
+        self,
+        database: Database,
+        workflows: WorkflowRegistry,
+        *,
+        max_queued_requests: int | None = None,
+    ) -> None:
         self.database = database
         self.workflows = workflows
+        #: Pending requests past which ``submit`` raises ``QueueFull`` (None: the
+        #: ``MAX_QUEUED_REQUESTS`` setting; 0: no limit).
+        self.max_queued_requests = max_queued_requests
 
     # -- submit ---------------------------------------------------------------------------
 
@@ -124,7 +135,9 @@ class Orchestrator:
         """Create a request, or return the one already made with the same idempotency key.
 
         The same key with a different payload raises ``IdempotencyConflict`` and writes
-        nothing.
+        nothing. With ``MAX_QUEUED_REQUESTS`` requests already pending, a new request raises
+        ``QueueFull`` (checked inside the insert's transaction, so nothing is written); a
+        resubmission of an existing idempotency key still returns its request.
         """
         submitted_by = _require_text(submitted_by, "submitted_by")
         if idempotency_key is not None:
@@ -146,6 +159,7 @@ class Orchestrator:
                 return existing
         try:
             async with self.database.session() as session:
+                await self._check_queue(session)
                 request_id = await self._insert(
                     session,
                     workflow,
@@ -164,6 +178,34 @@ class Orchestrator:
                 raise
             return existing
         return await self.get(request_id)
+
+    async def _check_queue(self, session: AsyncSession) -> None:
+        """Raise ``QueueFull`` when the pending requests reach the limit.
+
+        Counts at most ``limit`` pending rows (an index range on
+        ``ix_requests_state_created_at``) inside the submit transaction: exact on SQLite (one
+        writer); on PostgreSQL concurrent submits may overshoot by their number.
+        """
+        settings = get_settings()
+        limit = (
+            self.max_queued_requests
+            if self.max_queued_requests is not None
+            else settings.max_queued_requests
+        )
+        if limit <= 0:
+            return
+        pending = select(Request.id).where(Request.state == State.PENDING).limit(limit)
+        count = (
+            await session.execute(select(func.count()).select_from(pending.subquery()))
+        ).scalar_one()
+        if count >= limit:
+            retry_after = settings.queue_full_retry_after_seconds
+            raise QueueFull(
+                f"{count} requests are already waiting (MAX_QUEUED_REQUESTS={limit}); "
+                f"retry after {retry_after} s",
+                retry_after=retry_after,
+                limit=limit,
+            )
 
     async def _find_idempotent(
         self, submitted_by: str, key: str, payload_digest: str

@@ -8,6 +8,7 @@ Tree::
     ├── NotFound               no such request, approval or escalation
     ├── IdempotencyConflict    same idempotency key, different payload
     ├── InvalidRequest         the payload or a field is invalid (names the field)
+    ├── QueueFull              too many pending requests; retry after a while (HTTP 429)
     └── UnknownAgent           a workflow names an agent nobody registered
 """
 
@@ -54,6 +55,21 @@ class InvalidRequest(OrchestratorError):
     def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
         super().__init__(f"{field}: {message}" if field and message else message)
         self.field = field
+
+
+class QueueFull(OrchestratorError):
+    """Too many requests are waiting; submit again later."""
+
+    code = "queue_full"
+
+    def __init__(
+        self, message: str | None = None, *, retry_after: int = 30, limit: int | None = None
+    ) -> None:
+        super().__init__(message)
+        #: Seconds the caller should wait before submitting again (HTTP ``Retry-After``).
+        self.retry_after = retry_after
+        #: The ``MAX_QUEUED_REQUESTS`` limit that was reached.
+        self.limit = limit
 
 
 class UnknownAgent(OrchestratorError):

@@ -19,6 +19,7 @@ from app.audit import docs
 from app.audit.chain import SYSTEM_CHAIN, ChainHead
 from app.audit.events import (
     EVENT_TYPES,
+    AccessDenied,
     AgentFailed,
     AgentRetryScheduled,
     AgentStarted,
@@ -28,8 +29,11 @@ from app.audit.events import (
     ApprovalRequested,
     AuditAccessed,
     AuditEvent,
+    DataPurged,
     EscalationOpened,
     EscalationResolved,
+    LegalHoldPlaced,
+    LegalHoldReleased,
     RequestCancelled,
     RequestCompleted,
     RequestFailed,
@@ -80,6 +84,25 @@ SAMPLES: list[AuditEvent] = [
         format="fhir",
     ),
     AuditAccessed(action="query", filters={}, row_count=0, format="json", denied=True),
+    AccessDenied(
+        method="GET",
+        route="/v1/audit-logs",
+        path="/v1/audit-logs",
+        status=403,
+        reason="role submitter may not call this route",
+        role="submitter",
+        key_prefix="lf_0123abcd",
+    ),
+    LegalHoldPlaced(reason="matter 2026-17 — préservation"),
+    LegalHoldReleased(held_since=T0, reason=None),
+    DataPurged(
+        category="audio",
+        finished_at=T0,
+        retention_days=90,
+        files_deleted=1,
+        bytes_deleted=2048,
+        sha256=DIGEST,
+    ),
 ]
 
 

@@ -1,0 +1,164 @@
+"""``ledgerflow retention ...``: purge finished requests' data past its age; legal holds.
+
+Every purge of a request's data and every hold or release appends an audit event; the
+audit trail itself is never purged (see :mod:`app.ops.retention`).
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import sys
+import uuid
+from typing import Annotated
+
+import typer
+
+from app.cli.common import DatabaseUrlOption, Refused, console, err_console
+from app.cli.common import database_for as _database
+from app.cli.common import run_with as _run
+from app.database import Database
+from app.ops.retention import CATEGORIES, Hold, PurgeReport, place_hold, purge, release_hold
+
+retention_cli = typer.Typer(
+    help="Purge finished requests' payloads and files past their retention age; legal holds.",
+    no_args_is_help=True,
+)
+
+AsOption = Annotated[
+    str | None,
+    typer.Option("--as", help="Who acts (recorded in the audit event); default cli:$USER."),
+]
+
+
+def _actor(name: str | None) -> str:
+    if name is not None:
+        if not name.strip():
+            raise Refused("--as: must name who acts")
+        return name.strip()
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "cli"
+
+
+def _request_id(raw: str) -> uuid.UUID:
+    try:
+        return uuid.UUID(raw)
+    except ValueError:
+        raise Refused(f"REQUEST_ID: {raw!r} is not a request id (a UUID)") from None
+
+
+def _print_purge(report: PurgeReport, as_json: bool) -> None:
+    if as_json:
+        body = {
+            "dry_run": report.dry_run,
+            "cutoffs": {c: t.isoformat() for c, t in report.cutoffs.items()},
+            "purged": {c: [str(i) for i in ids] for c, ids in report.purged.items()},
+            "held": {c: [str(i) for i in ids] for c, ids in report.held.items()},
+            "skipped": [
+                {"request_id": str(r), "category": c, "why": w} for r, c, w in report.skipped
+            ],
+            "files_deleted": report.files_deleted,
+            "bytes_deleted": report.bytes_deleted,
+            "audit_retention_years": report.audit_retention_years,
+            "audit_rows_past_retention": report.audit_rows_past_retention,
+        }
+        sys.stdout.write(json.dumps(body, indent=2) + "\n")
+        return
+    verb = "would purge" if report.dry_run else "purged"
+    if not report.cutoffs:
+        console.print("every retention age is 0: nothing is ever purged")
+    for category, cutoff in report.cutoffs.items():
+        held = len(report.held.get(category, []))
+        console.print(
+            f"{category}: {verb} {report.count(category)} request(s) finished before "
+            f"{cutoff.isoformat(timespec='seconds')}; {held} kept by a legal hold",
+            highlight=False,
+        )
+    for request_id, category, why in report.skipped:
+        err_console.print(f"skipped {category} of {request_id}: {why}", highlight=False)
+    console.print(
+        f"files: {report.files_deleted} ({report.bytes_deleted} bytes) "
+        f"{'would be ' if report.dry_run else ''}deleted; audit rows are never purged "
+        f"({report.audit_rows_past_retention} older than AUDIT_RETENTION_YEARS="
+        f"{report.audit_retention_years})",
+        highlight=False,
+    )
+
+
+@retention_cli.command("purge")
+def retention_purge(
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Only report what would be purged.")
+    ] = False,
+    category: Annotated[
+        list[str] | None,
+        typer.Option("--category", help=f"Only this category ({', '.join(CATEGORIES)}); repeat."),
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    accessed_by: AsOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Purge payload bodies, audio and delivery files of requests finished long enough ago."""
+    for name in category or ():
+        if name not in CATEGORIES:
+            raise Refused(f"--category: {name!r} is not one of {', '.join(CATEGORIES)}")
+    actor = _actor(accessed_by)
+    database = _database(database_url)
+
+    async def work(db: Database) -> PurgeReport:
+        return await purge(db, actor=actor, dry_run=dry_run, categories=category)
+
+    _print_purge(_run(database, work), as_json)
+
+
+@retention_cli.command("hold")
+def retention_hold(
+    request_id: Annotated[str, typer.Argument(help="The request to keep.")],
+    reason: Annotated[
+        str, typer.Option("--reason", help="Why (a case or matter reference; no PHI).")
+    ],
+    accessed_by: AsOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Place a legal hold: retention will not purge any of the request's data."""
+    rid = _request_id(request_id)
+    actor = _actor(accessed_by)
+    database = _database(database_url)
+
+    async def work(db: Database) -> Hold:
+        return await place_hold(db, rid, reason, actor)
+
+    hold = _run(database, work)
+    console.print(
+        f"request {hold.request_id} is on legal hold since "
+        f"{hold.held_at.isoformat(timespec='seconds')} ({hold.reason})",
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
+@retention_cli.command("release")
+def retention_release(
+    request_id: Annotated[str, typer.Argument(help="The held request.")],
+    reason: Annotated[
+        str | None, typer.Option("--reason", help="Why the hold ends (optional).")
+    ] = None,
+    accessed_by: AsOption = None,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Release a legal hold: the request's data may be purged again once past its age."""
+    rid = _request_id(request_id)
+    actor = _actor(accessed_by)
+    database = _database(database_url)
+
+    async def work(db: Database) -> Hold:
+        return await release_hold(db, rid, actor, reason)
+
+    hold = _run(database, work)
+    console.print(
+        f"request {hold.request_id}: legal hold released (held since "
+        f"{hold.held_at.isoformat(timespec='seconds')})",
+        highlight=False,
+    )
