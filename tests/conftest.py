@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -10,6 +11,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
+import structlog
 from sqlalchemy.engine import URL
 
 from app.database import Database, set_database
@@ -115,3 +117,15 @@ def subprocess_env(database_url: URL) -> Iterator[dict[str, str]]:
     env["DATABASE_URL"] = database_url.render_as_string(hide_password=False)
     env["LOG_FORMAT"] = "json"
     yield env
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Put the root logger and structlog's configuration back after the test."""
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    config = structlog.get_config()
+    yield
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    structlog.configure(**config)

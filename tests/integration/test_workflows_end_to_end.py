@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import shutil
 import uuid
 from collections.abc import AsyncIterator
@@ -37,6 +38,7 @@ from app.database.models import (
     Recording,
     Request,
 )
+from app.logging import configure_logging
 from app.orchestrator.views import RequestView
 from app.orchestrator.worker import Worker
 from tests.support.checks import assert_ledger_consistent, event_types
@@ -363,3 +365,35 @@ async def test_low_confidence_transcript_waits_for_a_clinician(flow: Flow) -> No
     assert row.verification_results["passed"] is False
     if row.transcript:
         assert row.transcript.lower() not in await audit_text(flow.database)
+
+
+# --------------------------------------------------------------------------- logs
+
+
+async def test_logs_of_both_workflows_hold_no_names_ids_or_transcript(
+    flow: Flow, capsys: pytest.CaptureFixture[str], restore_logging: None
+) -> None:
+    configure_logging("DEBUG", "json", force=True)
+    capsys.readouterr()
+    research_view = await flow.submit("research", research("type2_diabetes_adults"))
+    dictation = await flow.submit("transcription", transcription("chest_pain.wav"))
+    await flow.drive()
+    await flow.approve(research_view.id)
+    await flow.drive()
+    assert (await flow.get(research_view.id)).state == "completed"
+    assert (await flow.get(dictation.id)).state == "completed"
+    logged = capsys.readouterr().err
+    lines = logged.splitlines()
+    assert len(lines) > 10 and all(json.loads(line) for line in lines)
+
+    words = set(WORDS.findall(logged.lower()))
+    leaked_names = {name for name in await patient_names(flow.database) if name in words}
+    assert not leaked_names, sorted(leaked_names)[:5]
+    tokens = set(re.findall(r"[A-Za-z0-9]+", logged))
+    ids = await patient_ids(flow.database) | {transcription("x")["patient_id"]}
+    assert not ids & tokens, sorted(ids & tokens)[:5]
+    transcript = (await recording(flow.database, dictation.id)).transcript
+    assert transcript
+    spoken = transcript.lower().split()
+    for i in range(len(spoken) - 2):
+        assert " ".join(spoken[i : i + 3]) not in logged.lower(), "transcript text in the logs"

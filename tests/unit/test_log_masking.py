@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
 from typing import Any
 
 import pytest
@@ -27,17 +26,6 @@ SECRETS: dict[str, str] = {
 }
 DB_URL = "postgresql+asyncpg://ledger:s3cretPassw0rd@db.internal:5432/ledgerflow"
 LEAKS = (*SECRETS.values(), "s3cretPassw0rd")
-
-
-@pytest.fixture
-def restore_logging() -> Iterator[None]:
-    root = logging.getLogger()
-    handlers, level = root.handlers[:], root.level
-    config = structlog.get_config()
-    yield
-    root.handlers[:] = handlers
-    root.setLevel(level)
-    structlog.configure(**config)
 
 
 def _emit_everywhere() -> None:
