@@ -47,6 +47,7 @@ from app.orchestrator.exceptions import (
     NotFound,
     QueueFull,
 )
+from app.orchestrator.retry import retrying_read, retrying_write
 from app.orchestrator.states import TERMINAL, State
 from app.orchestrator.views import (
     ApprovalView,
@@ -124,6 +125,7 @@ class Orchestrator:
 
     # -- submit ---------------------------------------------------------------------------
 
+    @retrying_write
     async def submit(
         self,
         kind: str,
@@ -318,6 +320,7 @@ class Orchestrator:
 
     # -- read -----------------------------------------------------------------------------
 
+    @retrying_read
     async def get(self, request_id: uuid.UUID) -> RequestView:
         """One request."""
         async with self.database.read_session() as session:
@@ -326,6 +329,7 @@ class Orchestrator:
                 raise NotFound(f"no request {request_id}")
             return RequestView.model_validate(row)
 
+    @retrying_read
     async def list(
         self,
         *,
@@ -367,6 +371,7 @@ class Orchestrator:
         next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if more and items else None
         return RequestPage(items=items, next_cursor=next_cursor)
 
+    @retrying_read
     async def history(self, request_id: uuid.UUID) -> History:
         """A request with its transitions, executions, approvals and escalations, in order."""
         async with self.database.read_session() as session:
@@ -409,6 +414,7 @@ class Orchestrator:
                 escalations=[EscalationView.model_validate(e) for e in escalations],
             )
 
+    @retrying_read
     async def approvals(
         self, status: str | None = "pending", limit: int = 100
     ) -> builtins.list[ApprovalView]:
@@ -418,6 +424,7 @@ class Orchestrator:
             query = query.where(Approval.status == status)
         return await self._views(query, ApprovalView)
 
+    @retrying_read
     async def escalations(
         self, status: str | None = "open", limit: int = 100
     ) -> builtins.list[EscalationView]:
@@ -433,6 +440,7 @@ class Orchestrator:
 
     # -- steer ----------------------------------------------------------------------------
 
+    @retrying_write
     async def cancel(
         self, request_id: uuid.UUID, actor: str, reason: str | None = None
     ) -> RequestView:
@@ -465,6 +473,7 @@ class Orchestrator:
             .values(status="cancelled", resolved_by=actor, resolved_at=now)
         )
 
+    @retrying_write
     async def decide_approval(
         self,
         approval_id: uuid.UUID,
@@ -507,6 +516,7 @@ class Orchestrator:
             approval.note = note
         return await self.get(snap.id)
 
+    @retrying_write
     async def resolve_escalation(
         self,
         escalation_id: uuid.UUID,
