@@ -6,7 +6,8 @@ Mapping of one row:
   Query, or ``110106`` Export, for ``audit_accessed``;
 * ``subtype`` — the ledgerflow ``event_type`` (code system ``urn:ledgerflow:audit-event-type``);
 * ``action`` — C (submitted, checkpoint), E (agent work, verify), R (audit reads),
-  D (retention purge), U (every other change of a request);
+  D (retention purge), E (a denied API call: the attempted operation), U (every other
+  change of a request);
 * ``recorded`` — ``occurred_at``; ``outcome`` — from the severity (info 0, warning 4,
   error 8, critical 12; a denied access is 4) with ``outcomeDesc`` giving the reason;
 * ``agent`` — the actor (requestor) and, when an agent acted, the agent as an application;
@@ -52,6 +53,7 @@ _ACTION_BY_EVENT = {
     "step_recovered": "E",
     "stale_result_discarded": "E",
     "data_purged": "D",
+    "access_denied": "E",
 }
 _ACTION_BY_ACCESS = {"checkpoint": "C", "verify": "E"}
 #: Event fields that explain a failure, in order of preference, for ``outcomeDesc``.

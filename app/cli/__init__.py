@@ -13,9 +13,12 @@ from collections.abc import Sequence
 import typer
 
 from app.cli.audit import audit_cli
+from app.cli.clients import clients_cli
 from app.cli.common import err_console
 from app.cli.db import db_cli
-from app.cli.requests import requests_cli
+from app.cli.requests import approvals_cli, escalations_cli, requests_cli, requests_group
+from app.cli.retention import retention_cli
+from app.cli.serve import serve_cli
 from app.config import get_settings
 from app.database import DatabaseError
 from app.exceptions import LedgerflowError
@@ -30,6 +33,12 @@ cli = typer.Typer(
 )
 cli.add_typer(db_cli, name="db")
 cli.add_typer(audit_cli, name="audit")
+cli.add_typer(clients_cli, name="clients")
+cli.add_typer(requests_group, name="requests")
+cli.add_typer(approvals_cli, name="approvals")
+cli.add_typer(escalations_cli, name="escalations")
+cli.add_typer(retention_cli, name="retention")
+cli.registered_commands.extend(serve_cli.registered_commands)
 cli.registered_commands.extend(requests_cli.registered_commands)
 
 

@@ -1,0 +1,179 @@
+"""Who is calling, and may they: bearer API keys, roles, and audited refusals.
+
+Each protected route declares the roles it admits with ``Depends(allow(...))``; ``admin``
+is always admitted. A call without a valid key gets 401, a valid key with the wrong role
+(or a submitter reaching for someone else's request) gets 403, and every refusal appends
+an ``access_denied`` event to the system chain (refused reads of the audit trail also an
+``audit_accessed`` event with ``denied: true``) before the answer goes out. If that
+record cannot be written the call fails with 503: a refusal is never left unrecorded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Annotated, NoReturn
+
+import structlog
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from app.api.deps import services_of
+from app.api.keys import Role, check_key
+from app.api.problems import ApiError
+from app.audit.events import AccessDenied, AuditAccessed, AuditEvent
+from app.audit.system import SystemEntry, append_system
+from app.database.types import utcnow
+
+log = structlog.get_logger(__name__)
+
+ANONYMOUS = "anonymous"
+_MAX_PATH = 512
+
+#: Audit routes, by path template → the ``audit_accessed`` action a refusal is recorded as.
+AUDIT_ACTIONS: dict[str, str] = {
+    "/v1/audit-logs": "query",
+    "/v1/requests/{request_id}/audit-trail": "trail",
+    "/v1/audit/verify": "verify",
+    "/v1/audit/checkpoints": "checkpoint",
+}
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    bearerFormat="lf_<prefix>_<secret>",
+    description="An API key made by `ledgerflow clients create NAME --role ROLE`.",
+)
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller."""
+
+    name: str
+    role: Role
+    key_prefix: str
+
+    def has(self, *roles: Role) -> bool:
+        """True when the caller is one of ``roles`` or an admin."""
+        return self.role == Role.ADMIN or self.role in roles
+
+
+def route_template(request: Request) -> str:
+    """The matched route's path template (``/v1/requests/{request_id}``), else the path."""
+    route = request.scope.get("route")
+    path = getattr(route, "path", None)
+    return path if isinstance(path, str) else request.url.path
+
+
+async def record_denial(
+    request: Request,
+    status: int,
+    reason: str,
+    *,
+    actor: str,
+    role: Role | None,
+    prefix: str | None,
+) -> None:
+    """Append the refusal to the system chain (one transaction)."""
+    services = services_of(request)
+    route = route_template(request)
+    events: list[AuditEvent] = [
+        AccessDenied(
+            method=request.method,
+            route=route,
+            path=request.url.path[:_MAX_PATH],
+            status=status,
+            reason=reason,
+            role=role.value if role else None,
+            key_prefix=prefix,
+        )
+    ]
+    action = AUDIT_ACTIONS.get(route)
+    if action is not None:
+        events.append(
+            AuditAccessed(
+                action=action,
+                filters={"route": route, "path": request.url.path[:_MAX_PATH]},
+                row_count=0,
+                denied=True,
+            )
+        )
+    async with services.database.session() as session:
+        await append_system(session, [SystemEntry(e, actor=actor) for e in events], utcnow())
+    log.warning(
+        "access_denied", actor=actor, route=route, method=request.method, status=status, why=reason
+    )
+
+
+async def deny(
+    request: Request,
+    status: int,
+    reason: str,
+    *,
+    principal: Principal | None = None,
+    prefix: str | None = None,
+    actor: str | None = None,
+) -> NoReturn:
+    """Record the refusal, then raise the 401/403 problem."""
+    await record_denial(
+        request,
+        status,
+        reason,
+        actor=actor or (principal.name if principal else ANONYMOUS),
+        role=principal.role if principal else None,
+        prefix=principal.key_prefix if principal else prefix,
+    )
+    if status == 401:
+        raise ApiError(
+            401,
+            "unauthorized",
+            f"{reason}: send 'Authorization: Bearer <API key>'",
+            headers={"WWW-Authenticate": 'Bearer realm="ledgerflow"'},
+        )
+    raise ApiError(403, "forbidden", reason)
+
+
+async def authenticate(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller behind the bearer key; 401 (recorded) without a live key."""
+    if credentials is None or not credentials.credentials:
+        await deny(request, 401, "missing bearer token")
+    result = await check_key(services_of(request).database, credentials.credentials.strip())
+    if result.client is None or result.reason is not None:
+        actor = result.client.name if result.client is not None else None
+        await deny(request, 401, result.reason or "unknown key", prefix=result.prefix, actor=actor)
+    client = result.client
+    return Principal(client.name, client.role, client.key_prefix)
+
+
+def allow(*roles: Role) -> Callable[..., Awaitable[Principal]]:
+    """A dependency admitting ``roles`` (and admins); anyone else gets a recorded 403."""
+    names = ", ".join(r.value for r in (*roles, Role.ADMIN))
+
+    async def dependency(
+        request: Request, principal: Annotated[Principal, Depends(authenticate)]
+    ) -> Principal:
+        if not principal.has(*roles):
+            await deny(
+                request,
+                403,
+                f"role {principal.role.value} may not call this route (allowed: {names})",
+                principal=principal,
+            )
+        return principal
+
+    return dependency
+
+
+SubmitterDep = Annotated[Principal, Depends(allow(Role.SUBMITTER))]
+ReaderDep = Annotated[Principal, Depends(allow(Role.SUBMITTER, Role.REVIEWER))]
+ReviewerDep = Annotated[Principal, Depends(allow(Role.REVIEWER))]
+AuditorDep = Annotated[Principal, Depends(allow(Role.AUDITOR))]
+
+
+async def require_owner(request: Request, principal: Principal, submitted_by: str) -> None:
+    """Submitters may only touch their own requests; refuse (recorded 403) otherwise."""
+    if principal.role == Role.SUBMITTER and submitted_by != principal.name:
+        await deny(request, 403, "the request belongs to another submitter", principal=principal)

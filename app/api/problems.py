@@ -1,0 +1,243 @@
+"""Errors as RFC 9457 ``application/problem+json``, mapped from our exceptions in one place.
+
+Every error a client sees has ``type``, ``title``, ``status``, ``detail`` and ``instance``,
+plus ``code`` (our stable error code) and, for input errors, ``field`` and ``errors``
+naming what was wrong. Nothing else leaves the process: an unexpected exception is logged
+with its traceback and answered with a bare 500.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import structlog
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, Field
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from app.exceptions import LedgerflowError
+
+log = structlog.get_logger(__name__)
+
+PROBLEM_JSON = "application/problem+json"
+_TYPE_BASE = "urn:ledgerflow:problem:"
+
+#: Our error codes → HTTP status. Codes not listed are server errors (500).
+STATUS_BY_CODE: dict[str, int] = {
+    "invalid_request": 422,
+    "invalid_filter": 422,
+    "invalid_audio": 422,
+    "not_found": 404,
+    "checkpoint_not_found": 404,
+    "idempotency_conflict": 409,
+    "illegal_transition": 409,
+    "lease_lost": 409,
+    "integrity_violation": 409,
+    "queue_full": 429,
+    "database_unavailable": 503,
+    "database_busy": 503,
+    "database_read_only": 503,
+    "schema_not_ready": 503,
+}
+
+_TITLES = {
+    400: "Bad request",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "Not found",
+    405: "Method not allowed",
+    409: "Conflict",
+    413: "Content too large",
+    415: "Unsupported media type",
+    422: "Invalid input",
+    429: "Too many requests",
+    500: "Internal server error",
+    503: "Service unavailable",
+}
+
+
+class FieldError(BaseModel):
+    """One invalid input: where (``field``, dotted) and what is wrong with it."""
+
+    field: str
+    message: str
+
+
+class Problem(BaseModel):
+    """An RFC 9457 problem detail."""
+
+    type: str = Field(description="URI naming the problem type (`urn:ledgerflow:problem:<code>`)")
+    title: str
+    status: int
+    detail: str
+    instance: str | None = None
+    code: str = Field(description="ledgerflow's stable error code")
+    field: str | None = Field(default=None, description="the first invalid field, if any")
+    errors: list[FieldError] | None = None
+    retry_after: int | None = Field(default=None, description="seconds to wait (429 and 503)")
+
+
+class ApiError(Exception):
+    """An HTTP-level refusal raised by the API layer itself (auth, limits, bad upload)."""
+
+    def __init__(
+        self,
+        status: int,
+        code: str,
+        detail: str,
+        *,
+        field: str | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(detail)
+        self.status = status
+        self.code = code
+        self.detail = detail
+        self.field = field
+        self.headers = headers or {}
+
+
+def problem_response(
+    request: Request | None,
+    status: int,
+    code: str,
+    detail: str,
+    *,
+    field: str | None = None,
+    errors: list[FieldError] | None = None,
+    headers: dict[str, str] | None = None,
+    retry_after: int | None = None,
+) -> JSONResponse:
+    """The problem+json response for one error."""
+    body = Problem(
+        type=_TYPE_BASE + code,
+        title=_TITLES.get(status, "Error"),
+        status=status,
+        detail=detail,
+        instance=request.url.path if request is not None else None,
+        code=code,
+        field=field,
+        errors=errors,
+        retry_after=retry_after,
+    )
+    out_headers = dict(headers or {})
+    if retry_after is not None:
+        out_headers["Retry-After"] = str(retry_after)
+    return JSONResponse(
+        body.model_dump(mode="json", exclude_none=True),
+        status_code=status,
+        media_type=PROBLEM_JSON,
+        headers=out_headers,
+    )
+
+
+#: Tags of the discriminated request bodies, which pydantic puts in error locations.
+BODY_TAGS = frozenset({"research", "transcription"})
+
+
+def _field_of(loc: tuple[int | str, ...] | list[int | str]) -> str:
+    parts = [str(p) for p in loc]
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        source, parts = parts[0], parts[1:]
+        # Discriminated unions put the tag in the location: body.research.payload.x.
+        if source == "body" and len(parts) > 1 and parts[0] in BODY_TAGS:
+            parts = parts[1:]
+        if source == "header" and parts:
+            return parts[0].replace("_", "-").title()
+        if not parts:
+            return source
+    return ".".join(parts) or "body"
+
+
+def _validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
+    raw = list(exc.errors())
+    if any(e.get("type") == "json_invalid" for e in raw):
+        message = next(str(e.get("msg")) for e in raw if e.get("type") == "json_invalid")
+        return problem_response(
+            request, 400, "malformed_body", f"body: not valid JSON ({message})", field="body"
+        )
+    errors = [FieldError(field=_field_of(e.get("loc", ())), message=str(e.get("msg"))) for e in raw]
+    first = errors[0] if errors else FieldError(field="body", message="invalid")
+    return problem_response(
+        request,
+        422,
+        "invalid_request",
+        f"{first.field}: {first.message}",
+        field=first.field,
+        errors=errors,
+    )
+
+
+def _ledgerflow_problem(request: Request, exc: LedgerflowError) -> JSONResponse:
+    status = STATUS_BY_CODE.get(exc.code, 500)
+    if status >= 500 and status != 503:
+        log.error("api_error", code=exc.code, error=exc.message, path=request.url.path)
+        return problem_response(request, 500, "internal_error", "the server failed; see its log")
+    field = getattr(exc, "field", None)
+    retry_after: int | None = None
+    if status == 429:
+        hint = getattr(exc, "retry_after", None) or getattr(exc, "retry_after_seconds", None)
+        retry_after = max(1, round(float(hint))) if isinstance(hint, int | float) else 1
+    elif status == 503:
+        retry_after = 5
+        log.warning("api_database_unavailable", code=exc.code, error=exc.message)
+    detail = exc.message
+    if status == 503:
+        # The message names the database host; keep it in the log, not in the response.
+        detail = "the database is unavailable; try again shortly"
+    errors = [FieldError(field=field, message=detail)] if isinstance(field, str) else None
+    return problem_response(
+        request,
+        status,
+        exc.code,
+        detail,
+        field=field if isinstance(field, str) else None,
+        errors=errors,
+        retry_after=retry_after,
+    )
+
+
+def install_problem_handlers(app: FastAPI) -> None:
+    """Register the exception handlers that turn every error into problem+json."""
+
+    async def on_api_error(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, ApiError)
+        return problem_response(
+            request, exc.status, exc.code, exc.detail, field=exc.field, headers=exc.headers
+        )
+
+    async def on_validation(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        return _validation_problem(request, exc)
+
+    async def on_ledgerflow(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, LedgerflowError)
+        return _ledgerflow_problem(request, exc)
+
+    async def on_http(request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, StarletteHTTPException)
+        code = {404: "not_found", 405: "method_not_allowed"}.get(exc.status_code, "http_error")
+        detail = exc.detail if isinstance(exc.detail, str) else _TITLES.get(exc.status_code, "")
+        return problem_response(
+            request, exc.status_code, code, detail, headers=dict(exc.headers or {})
+        )
+
+    async def on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+        log.exception("api_unhandled_error", path=request.url.path, error_type=type(exc).__name__)
+        return problem_response(request, 500, "internal_error", "the server failed; see its log")
+
+    app.add_exception_handler(ApiError, on_api_error)
+    app.add_exception_handler(RequestValidationError, on_validation)
+    app.add_exception_handler(LedgerflowError, on_ledgerflow)
+    app.add_exception_handler(StarletteHTTPException, on_http)
+    app.add_exception_handler(Exception, on_unexpected)
+
+
+#: Error responses every ``/v1`` operation documents (the OpenAPI post-processing gives
+#: them the problem+json media type).
+ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
+    status: {"model": Problem, "description": _TITLES[status]}
+    for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)
+}

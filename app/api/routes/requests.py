@@ -1,0 +1,168 @@
+"""``/v1/requests``: submit, read, list, history, cancel."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Header, Query, Request, Response
+
+from app.api.auth import ReaderDep, SubmitterDep, deny, require_owner
+from app.api.deps import ServicesDep
+from app.api.keys import Role
+from app.api.problems import ERROR_RESPONSES, ApiError
+from app.api.schemas import (
+    CancelBody,
+    HistoryPublic,
+    RequestCreate,
+    RequestPublic,
+    RequestsPage,
+)
+from app.database.types import utcnow
+from app.orchestrator.states import State
+from app.orchestrator.views import RequestView
+
+router = APIRouter(prefix="/v1", tags=["requests"], responses=ERROR_RESPONSES)
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retry-safe submission: the same key and payload return the same request.",
+    ),
+]
+
+
+def public(view: RequestView) -> RequestPublic:
+    """The API form of a request view."""
+    return RequestPublic.model_validate(view, from_attributes=True)
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    if moment is None:
+        return None
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def reject_nul(value: Any, field: str) -> None:
+    """Refuse NUL characters in submitted text (PostgreSQL cannot store them; SQLite could,
+    and both backends must behave alike)."""
+    if isinstance(value, str):
+        if "\x00" in value:
+            raise ApiError(
+                422, "invalid_request", f"{field}: contains a NUL character", field=field
+            )
+    elif isinstance(value, dict):
+        for key, item in value.items():
+            reject_nul(key, field)
+            reject_nul(item, f"{field}.{key}")
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            reject_nul(item, f"{field}.{index}")
+
+
+def created_or_replayed(response: Response, view: RequestView, before: datetime) -> None:
+    """201 and ``Location`` for a new request; 200 for an idempotent replay."""
+    response.headers["Location"] = f"/v1/requests/{view.id}"
+    if view.created_at < before:
+        response.status_code = 200
+
+
+@router.post(
+    "/requests",
+    status_code=201,
+    responses={200: {"model": RequestPublic, "description": "Idempotent replay"}},
+)
+async def submit_request(
+    body: Annotated[RequestCreate, Body()],
+    principal: SubmitterDep,
+    services: ServicesDep,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
+) -> RequestPublic:
+    """Submit a research or transcription request (submitters, admins)."""
+    payload = body.payload.model_dump(mode="json", exclude_none=True)
+    reject_nul(payload, "payload")
+    before = utcnow()
+    view = await services.orchestrator.submit(
+        body.kind,
+        payload,
+        principal.name,
+        idempotency_key,
+        body.priority,
+    )
+    created_or_replayed(response, view, before)
+    return public(view)
+
+
+@router.get("/requests")
+async def list_requests(
+    request: Request,
+    principal: ReaderDep,
+    services: ServicesDep,
+    kind: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
+    state: State | None = None,
+    submitted_by: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
+    created_after: datetime | None = None,
+    created_before: datetime | None = None,
+    cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
+    limit: Annotated[int, Query(ge=1, le=500)] = 50,
+) -> RequestsPage:
+    """Requests newest first, keyset-paginated; submitters see only their own."""
+    if principal.role == Role.SUBMITTER:
+        if submitted_by is not None and submitted_by != principal.name:
+            await deny(
+                request, 403, "submitters may only list their own requests", principal=principal
+            )
+        submitted_by = principal.name
+    page = await services.orchestrator.list(
+        kind=kind,
+        state=state.value if state is not None else None,
+        submitted_by=submitted_by,
+        created_after=_utc(created_after),
+        created_before=_utc(created_before),
+        cursor=cursor,
+        limit=limit,
+    )
+    return RequestsPage(items=[public(v) for v in page.items], next_cursor=page.next_cursor)
+
+
+@router.get("/requests/{request_id}")
+async def get_request(
+    request: Request, request_id: uuid.UUID, principal: ReaderDep, services: ServicesDep
+) -> RequestPublic:
+    """One request (submitters: their own)."""
+    view = await services.orchestrator.get(request_id)
+    await require_owner(request, principal, view.submitted_by)
+    return public(view)
+
+
+@router.get("/requests/{request_id}/history")
+async def request_history(
+    request: Request, request_id: uuid.UUID, principal: ReaderDep, services: ServicesDep
+) -> HistoryPublic:
+    """A request with its transitions, step executions, approvals and escalations."""
+    history = await services.orchestrator.history(request_id)
+    await require_owner(request, principal, history.request.submitted_by)
+    return HistoryPublic.model_validate(
+        {**history.model_dump(), "request": public(history.request)}
+    )
+
+
+@router.post("/requests/{request_id}/cancel")
+async def cancel_request(
+    request: Request,
+    request_id: uuid.UUID,
+    principal: SubmitterDep,
+    services: ServicesDep,
+    body: Annotated[CancelBody | None, Body()] = None,
+) -> RequestPublic:
+    """Cancel a request that has not finished (409 if it has)."""
+    view = await services.orchestrator.get(request_id)
+    await require_owner(request, principal, view.submitted_by)
+    reason = body.reason if body is not None else None
+    return public(await services.orchestrator.cancel(request_id, principal.name, reason))

@@ -1,0 +1,153 @@
+"""The API's request and response bodies (converted from the orchestrator's views at the edge)."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from app.agents.research import ResearchPayload
+from app.agents.transcription import TranscriptionPayload
+from app.orchestrator.views import (
+    ApprovalView,
+    EscalationView,
+    ExecutionView,
+    RequestView,
+    TransitionView,
+)
+
+Priority = Annotated[int, Field(ge=-100, le=100, description="higher runs first")]
+
+
+class _Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ResearchCreate(_Body):
+    """A research data request."""
+
+    kind: Literal["research"]
+    payload: ResearchPayload
+    priority: Priority = 0
+
+
+class TranscriptionCreate(_Body):
+    """A transcription of a recording already in ``AUDIO_DIR`` (else use ``/v1/recordings``)."""
+
+    kind: Literal["transcription"]
+    payload: TranscriptionPayload
+    priority: Priority = 0
+
+
+#: ``POST /v1/requests``: the payload's schema follows ``kind``.
+RequestCreate = Annotated[ResearchCreate | TranscriptionCreate, Field(discriminator="kind")]
+
+
+class RequestPublic(RequestView):
+    """A request as the API returns it."""
+
+
+class RequestsPage(BaseModel):
+    """One page of requests, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
+
+    items: list[RequestPublic]
+    next_cursor: str | None
+
+
+class HistoryPublic(BaseModel):
+    """A request with its transitions, executions, approvals and escalations, in order."""
+
+    request: RequestPublic
+    transitions: list[TransitionView]
+    executions: list[ExecutionView]
+    approvals: list[ApprovalView]
+    escalations: list[EscalationView]
+
+
+class CancelBody(_Body):
+    """Why the request is cancelled (optional)."""
+
+    reason: str | None = Field(default=None, max_length=2000)
+
+
+class DecisionBody(_Body):
+    """A reviewer's decision on an approval gate."""
+
+    decision: Literal["approve", "reject"]
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class ResolutionBody(_Body):
+    """What an escalated request does next."""
+
+    resolution: Literal["retry", "skip", "fail"]
+    note: str | None = Field(default=None, max_length=2000)
+
+
+class AuditRecordPublic(BaseModel):
+    """One audit row: its canonical columns, ``hash``, and the event's data."""
+
+    id: uuid.UUID
+    chain_key: str
+    seq: int
+    request_id: uuid.UUID | None
+    event_type: str
+    severity: str
+    actor: str
+    agent_id: str | None
+    occurred_at: str = Field(description="UTC, ISO 8601 with microseconds and `Z`")
+    event_data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+class AuditLogPage(BaseModel):
+    """One keyset page of audit rows."""
+
+    items: list[AuditRecordPublic]
+    next_cursor: str | None
+
+
+class VerifyBody(_Body):
+    """What to verify: every chain, or one request's, optionally against a checkpoint."""
+
+    request_id: uuid.UUID | None = None
+    checkpoint: str | None = Field(
+        default=None, pattern=r"^[0-9a-fA-F]{64}$", description="digest of a stored checkpoint"
+    )
+
+
+class VerifyReport(BaseModel):
+    """The outcome of a verification."""
+
+    ok: bool
+    rows: int
+    chains: int
+    problems: list[dict[str, Any]]
+    notes: list[str]
+
+
+class CheckpointBody(_Body):
+    """Whether to sign the checkpoint with ``AUDIT_HMAC_KEY`` (when it is set)."""
+
+    sign: bool = True
+
+
+class CheckpointPublic(BaseModel):
+    """A recorded checkpoint: keep ``digest`` outside the database."""
+
+    digest: str
+    created_at: datetime
+    created_by: str
+    chains: int
+    signature: str | None
+
+
+class Health(BaseModel):
+    """Liveness or readiness."""
+
+    status: Literal["ok", "unavailable"]
+    reason: str | None = None
+    revision: str | None = None

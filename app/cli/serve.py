@@ -1,0 +1,127 @@
+"""``ledgerflow serve``: the HTTP API and a worker pool in one process (the main job).
+
+SIGTERM or SIGINT stops both cleanly: the server stops accepting connections and finishes
+the requests in flight, the workers stop claiming, let running steps finish (up to
+``SHUTDOWN_GRACE_SECONDS``) and release what is left, the pools close, and the process
+exits 0. A second signal makes the server drop open connections at once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import math
+import signal
+from collections.abc import Iterator
+from typing import Annotated
+
+import structlog
+import typer
+
+from app.exceptions import ConfigurationError
+
+log = structlog.get_logger(__name__)
+
+serve_cli = typer.Typer()
+
+
+@serve_cli.command("serve")
+def serve_command(
+    host: Annotated[
+        str | None, typer.Option("--host", help="Interface to listen on (default API_HOST).")
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option("--port", min=0, max=65535, help="Port to listen on (default API_PORT)."),
+    ] = None,
+    concurrency: Annotated[
+        int | None,
+        typer.Option("--concurrency", min=1, help="Requests the workers run at once."),
+    ] = None,
+    no_workers: Annotated[
+        bool, typer.Option("--no-workers", help="Serve the API only (workers run elsewhere).")
+    ] = False,
+) -> None:
+    """Serve the HTTP API and run workers in this process until SIGTERM or Ctrl+C."""
+    asyncio.run(serve(host, port, concurrency, workers=not no_workers))
+
+
+async def serve(
+    host: str | None, port: int | None, concurrency: int | None, *, workers: bool
+) -> None:
+    """Run the API server (and a worker) until a signal, then shut both down in order."""
+    import uvicorn
+
+    from app.api import create_app
+    from app.bootstrap import build_services
+    from app.orchestrator.worker import Worker
+
+    class _Server(uvicorn.Server):
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            # Signals are ours (see below): uvicorn's handler would re-raise SIGTERM after
+            # shutdown and end the process with -15 instead of a clean 0.
+            yield
+
+    services = build_services()
+    settings = services.settings
+    host = host or settings.api_host
+    port = settings.api_port if port is None else port
+    server = _Server(
+        uvicorn.Config(
+            create_app(services),
+            host=host,
+            port=port,
+            log_config=None,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
+        )
+    )
+    worker = (
+        Worker(
+            services.orchestrator,
+            services.agents,
+            settings=settings,
+            concurrency=concurrency,
+            warehouse=services.warehouse,
+        )
+        if workers
+        else None
+    )
+
+    def stop() -> None:
+        if server.should_exit:
+            server.force_exit = True
+        server.should_exit = True
+        if worker is not None:
+            worker.stop()
+
+    async def run_server() -> None:
+        try:
+            await server.serve()
+        except SystemExit as exc:
+            # uvicorn exits when it cannot bind; say so as a configuration error instead.
+            raise ConfigurationError(
+                f"cannot listen on {host}:{port} (is the port in use?)"
+            ) from exc
+
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop)
+    tasks = [asyncio.create_task(run_server(), name="http")]
+    if worker is not None:
+        tasks.append(asyncio.create_task(worker.run(), name="worker"))
+    log.info("serve_started", host=host, port=port, workers=worker is not None)
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        stop()
+        await asyncio.gather(*tasks)
+    finally:
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await services.close()
+        log.info("serve_stopped")

@@ -1,0 +1,1 @@
+"""HTTP API tests through an ASGI client against real databases."""
