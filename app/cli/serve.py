@@ -91,11 +91,16 @@ async def serve(
     )
 
     def stop() -> None:
-        if server.should_exit:
-            server.force_exit = True
         server.should_exit = True
         if worker is not None:
             worker.stop()
+
+    def on_signal() -> None:
+        # A second signal drops open connections at once (uvicorn's force_exit); only a
+        # signal may do that, or the app's lifespan shutdown would be skipped.
+        if server.should_exit:
+            server.force_exit = True
+        stop()
 
     async def run_server() -> None:
         try:
@@ -108,7 +113,7 @@ async def serve(
 
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(signum, stop)
+        loop.add_signal_handler(signum, on_signal)
     tasks = [asyncio.create_task(run_server(), name="http")]
     if worker is not None:
         tasks.append(asyncio.create_task(worker.run(), name="worker"))

@@ -87,7 +87,10 @@ class Server:
     def terminate(self) -> int:
         assert self.proc is not None
         self.proc.send_signal(signal.SIGTERM)
-        return self.proc.wait(timeout=30)
+        code = self.proc.wait(timeout=30)
+        # A clean stop runs the app's lifespan shutdown: no cancelled task's traceback.
+        assert "Traceback" not in self.log.read_text(), self.log.read_text()[-3000:]
+        return code
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
