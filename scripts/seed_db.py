@@ -22,11 +22,14 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import shutil
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.engine import URL
 
 from app.agents.research import sample_research_payloads
@@ -124,6 +127,27 @@ def _same_database(a: URL, b: URL) -> bool:
     return _identity(a) == _identity(b)
 
 
+@contextlib.contextmanager
+def _progress_bar() -> Iterator[Callable[[int, int], None]]:
+    """A Rich progress bar on standard error (shown only on a terminal)."""
+    console = Console(stderr=True)
+    with Progress(
+        TextColumn("seeding warehouse"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+        transient=True,
+        disable=not console.is_terminal,
+    ) as bar:
+        task = bar.add_task("rows", total=None)
+
+        def report(done: int, total: int) -> None:
+            bar.update(task, completed=done, total=total)
+
+        yield report
+
+
 async def _seed(url: URL, patients: int, seed: int, force: bool) -> SeedSummary:
     settings = get_settings()
     # Only a warehouse outside the orchestrator database is ours to create; the
@@ -131,7 +155,10 @@ async def _seed(url: URL, patients: int, seed: int, force: bool) -> SeedSummary:
     separate = not _same_database(url, settings.database)
     database = Database.from_url(url, settings)
     try:
-        return await seed_warehouse(database, patients, seed, create_tables=separate, force=force)
+        with _progress_bar() as report:
+            return await seed_warehouse(
+                database, patients, seed, create_tables=separate, force=force, progress=report
+            )
     finally:
         await database.dispose()
 

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import random
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from typing import Any
@@ -389,6 +390,13 @@ def _has_warehouse_tables(connection: Connection) -> bool:
     return all(table in names for table in WarehouseBase.metadata.tables)
 
 
+#: Rows per INSERT while seeding (one progress report each).
+SEED_CHUNK_ROWS = 5000
+
+#: ``progress(rows_written, rows_total)``.
+SeedProgress = Callable[[int, int], None]
+
+
 async def seed_warehouse(
     database: Database,
     patients: int = 2000,
@@ -396,13 +404,15 @@ async def seed_warehouse(
     *,
     create_tables: bool = False,
     force: bool = False,
+    progress: SeedProgress | None = None,
 ) -> SeedSummary:
     """Fill the warehouse tables of ``database`` with the (``patients``, ``seed``) warehouse.
 
     Skips when the warehouse already holds exactly those rows (unless ``force``); otherwise
     replaces every warehouse row in one transaction. ``create_tables`` creates missing
     warehouse tables (for a warehouse kept in its own database); without it, missing
-    tables raise :class:`SchemaNotReady`.
+    tables raise :class:`SchemaNotReady`. ``progress(rows_written, rows_total)`` is called
+    after every chunk of inserted rows (for a progress bar).
     """
     started = time.perf_counter()
     rows = generate_warehouse(patients, seed)
@@ -419,14 +429,21 @@ async def seed_warehouse(
         if not skipped:
             for model in (Observation, Encounter, Condition, Patient):
                 await session.execute(delete(model))
-            await session.execute(insert(Patient), rows.patients)
-            for model, batch in (
+            tables = (
+                (Patient, rows.patients),
                 (Condition, rows.conditions),
                 (Encounter, rows.encounters),
                 (Observation, rows.observations),
-            ):
-                if batch:
-                    await session.execute(insert(model), batch)
+            )
+            total = sum(len(batch) for _, batch in tables)
+            written = 0
+            for model, batch in tables:
+                for start in range(0, len(batch), SEED_CHUNK_ROWS):
+                    chunk = batch[start : start + SEED_CHUNK_ROWS]
+                    await session.execute(insert(model), chunk)
+                    written += len(chunk)
+                    if progress is not None:
+                        progress(written, total)
     return SeedSummary(
         patients=len(rows.patients),
         conditions=len(rows.conditions),
