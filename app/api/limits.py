@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from starlette.responses import Response
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from app.api.problems import ApiError, problem_response
@@ -44,27 +45,44 @@ class BodyLimit:
         declared = _content_length(scope)
         if declared is not None and declared > limit:
             detail = f"body: {declared} bytes is over the {limit}-byte limit"
-            response = problem_response(None, 413, "content_too_large", detail, field="body")
-            response.headers["Connection"] = "close"
-            await response(scope, receive, send)
+            await _too_large(detail)(scope, receive, send)
             return
         seen = 0
+        exceeded = False
+        started = False
 
         async def counted() -> Message:
-            nonlocal seen
+            nonlocal seen, exceeded
             message = await receive()
             if message["type"] == "http.request":
                 seen += len(message.get("body", b""))
                 if seen > limit:
+                    exceeded = True
+                    # Stops a handler that streams the body (and lets it clean up); the
+                    # answer it then makes is replaced by the 413 below.
                     raise ApiError(
-                        413,
-                        "content_too_large",
-                        f"body: over the {limit}-byte limit",
-                        field="body",
+                        413, "content_too_large", f"body: over the {limit}-byte limit", field="body"
                     )
             return message
 
-        await self.app(scope, counted, send)
+        async def guarded(message: Message) -> None:
+            nonlocal started
+            if exceeded and not started:
+                # FastAPI turns any error while it reads a JSON body into a 400; the
+                # client must see the 413 instead.
+                return
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        await self.app(scope, counted, guarded)
+        if exceeded and not started:
+            await _too_large(f"body: over the {limit}-byte limit")(scope, receive, send)
+
+
+def _too_large(detail: str) -> Response:
+    response = problem_response(None, 413, "content_too_large", detail, field="body")
+    response.headers["Connection"] = "close"
+    return response
 
 
 def _content_length(scope: Scope) -> int | None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import getpass
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
@@ -29,6 +28,7 @@ from app.audit.chain import format_timestamp
 from app.audit.checkpoint import hmac_key_from_env, looks_like_digest
 from app.audit.export import check_format
 from app.cli.common import DatabaseUrlOption, Refused, console, err_console
+from app.cli.common import actor_of as _actor
 from app.cli.common import database_for as _database
 from app.cli.common import run_with as _run
 from app.database import Database
@@ -93,17 +93,6 @@ def _audit_errors(**names: str) -> Iterator[None]:
     except InvalidFilter as exc:
         option = names.get(exc.field) or _AUDIT_OPTIONS.get(exc.field, exc.field)
         raise InvalidFilter(exc.detail, field=option) from None
-
-
-def _accessor(name: str | None) -> str:
-    if name is not None:
-        if not name.strip():
-            raise InvalidFilter("must name who is asking", field="--as")
-        return name
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):
-        return "cli"
 
 
 def _audit_filter(
@@ -191,7 +180,7 @@ def audit_query(
 
     async def work(db: Database) -> AuditPage:
         with _audit_errors():
-            access = AuditAccess(db, _accessor(accessed_by))
+            access = AuditAccess(db, _actor(accessed_by))
             return await access.query(
                 audit_filter, cursor=cursor, limit=limit, newest_first=newest_first, fmt=fmt
             )
@@ -223,7 +212,7 @@ def audit_trail(
 
     async def work(db: Database) -> list[AuditRecord]:
         with _audit_errors(request_id="REQUEST_ID"):
-            return await AuditAccess(db, _accessor(accessed_by)).trail(rid, fmt=fmt)
+            return await AuditAccess(db, _actor(accessed_by)).trail(rid, fmt=fmt)
 
     records = _run(database, work)
     _print_records(records, fmt, title=f"request {rid}")
@@ -254,7 +243,7 @@ def audit_export(
     database = _database(database_url)
 
     async def work(db: Database) -> int:
-        access = AuditAccess(db, _accessor(accessed_by))
+        access = AuditAccess(db, _actor(accessed_by))
         if output is None:
             return await access.export(audit_filter, sys.stdout, fmt)
         with output.open("w", encoding="utf-8", newline="") as out:
@@ -298,7 +287,7 @@ def audit_verify(
 
         async def work(db: Database) -> Report:
             with _audit_errors():
-                access = AuditAccess(db, _accessor(accessed_by))
+                access = AuditAccess(db, _actor(accessed_by))
                 return await access.verify(rid, loaded, hmac_key=key)
 
         report = _run(database, work)
@@ -350,7 +339,7 @@ def audit_checkpoint(
     database = _database(database_url)
 
     async def work(db: Database) -> Checkpoint:
-        return await AuditAccess(db, _accessor(accessed_by)).checkpoint(key)
+        return await AuditAccess(db, _actor(accessed_by)).checkpoint(key)
 
     made = _run(database, work)
     if output is not None:

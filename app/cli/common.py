@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import getpass
 from collections.abc import Awaitable, Callable
 from typing import Annotated, TypeVar
 
@@ -28,6 +29,18 @@ class Refused(LedgerflowError):
     """The command refused to act."""
 
     code = "refused"
+
+
+def actor_of(name: str | None) -> str:
+    """Who acts, for the audit trail: ``--as NAME`` if given, else ``cli:$USER``."""
+    if name is not None:
+        if not name.strip():
+            raise Refused("--as: must name who acts")
+        return name.strip()
+    try:
+        return f"cli:{getpass.getuser()}"
+    except (OSError, KeyError):
+        return "cli"
 
 
 def database_for(url: str | None) -> Database:

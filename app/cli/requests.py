@@ -14,6 +14,7 @@ from pydantic import BaseModel
 from rich.table import Table
 
 from app.cli.common import DatabaseUrlOption, console, err_console
+from app.cli.common import actor_of as _actor
 
 if TYPE_CHECKING:
     from app.orchestrator.engine import Orchestrator
@@ -127,21 +128,6 @@ ActorOption = Annotated[
 ]
 NoteOption = Annotated[str | None, typer.Option("--note", help="A note for the record.")]
 LimitOption = Annotated[int, typer.Option("--limit", min=1, max=500, help="At most this many.")]
-
-
-def _actor(name: str | None) -> str:
-    import getpass
-
-    from app.orchestrator.exceptions import InvalidRequest
-
-    if name is not None:
-        if not name.strip():
-            raise InvalidRequest("must name who acts", field="--as")
-        return name.strip()
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):
-        return "cli"
 
 
 def _uuid(value: str, option: str) -> uuid.UUID:

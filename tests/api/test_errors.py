@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from collections.abc import AsyncIterator
 
 import httpx
 import pytest
@@ -102,6 +103,27 @@ async def test_oversize_body_is_413(
     body = research_body(study_title="x" * (limit + 10))
     response = await client.post("/v1/requests", json=body, headers=bearer(keys["submitter"]))
     assert_problem(response, 413, "content_too_large")
+
+
+async def test_oversize_chunked_body_is_413_and_creates_nothing(
+    client: httpx.AsyncClient, keys: dict[str, str], services: Services
+) -> None:
+    # No Content-Length: the limit is found while the body streams, inside FastAPI's own
+    # body reading, which would otherwise answer 400 "error parsing the body".
+    limit = services.settings.api_max_body_bytes
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"kind": "research", "payload": {"study_title": "'
+        for _ in range(limit // 4096 + 2):
+            yield b"x" * 4096
+        yield b'"}}'
+
+    headers = {**bearer(keys["submitter"]), "Content-Type": "application/json"}
+    response = await client.post("/v1/requests", content=chunks(), headers=headers)
+    assert "content-length" not in response.request.headers
+    assert assert_problem(response, 413, "content_too_large")["field"] == "body"
+    listed = await client.get("/v1/requests", headers=bearer(keys["admin"]))
+    assert listed.json()["items"] == []
 
 
 async def test_full_queue_is_429_with_retry_after(

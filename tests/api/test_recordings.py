@@ -12,7 +12,7 @@ from sqlalchemy import select
 from app.bootstrap import Services
 from app.database import Database
 from app.database.models import Recording
-from tests.api.conftest import bearer
+from tests.api.conftest import bearer, research_body
 from tests.api.test_errors import assert_problem
 
 AUDIO = Path(__file__).resolve().parents[1] / "fixtures" / "audio" / "chest_pain.wav"
@@ -85,3 +85,18 @@ async def test_reviewers_cannot_upload(client: httpx.AsyncClient, keys: dict[str
         "/v1/recordings", data=FORM, files=files, headers=bearer(keys["reviewer"])
     )
     assert_problem(response, 403, "forbidden")
+
+
+async def test_upload_to_a_full_queue_is_429_and_leaves_no_file_or_row(
+    client: httpx.AsyncClient, keys: dict[str, str], services: Services, database: Database
+) -> None:
+    services.orchestrator.max_queued_requests = 1
+    headers = bearer(keys["submitter"])
+    assert (await client.post("/v1/requests", json=research_body(), headers=headers)).is_success
+    files = {"file": ("note.wav", AUDIO.read_bytes(), "audio/wav")}
+    response = await client.post("/v1/recordings", data=FORM, files=files, headers=headers)
+    assert_problem(response, 429, "queue_full")
+    assert int(response.headers["retry-after"]) >= 1
+    assert [p for p in services.settings.audio_path.rglob("*") if p.is_file()] == []
+    async with database.read_session() as session:
+        assert (await session.execute(select(Recording))).scalars().all() == []
