@@ -4,6 +4,9 @@ The probe opens a fresh connection every time (no pool), so it answers for the d
 as it is now rather than for a pooled connection opened before an outage; it recovers by
 itself as soon as the database does. SQLite is opened read-write without ``create``, so a
 missing file is reported as missing instead of being silently recreated empty.
+
+``/readyz`` needs no key, so its reasons never name the database's host or file; the
+full message goes to the log.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ import asyncio
 from dataclasses import dataclass
 from pathlib import Path
 
+import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import URL
 from sqlalchemy.exc import SQLAlchemyError
@@ -20,6 +24,15 @@ from sqlalchemy.pool import NullPool
 
 from app.database.exceptions import describe_url, translate
 from app.database.schema import head_revision
+
+log = structlog.get_logger(__name__)
+
+#: What ``/readyz`` says for each database error code (anything else: "database error").
+_PUBLIC_REASONS = {
+    "database_unavailable": "database unreachable",
+    "database_read_only": "database is read-only",
+    "database_busy": "database is locked by another writer",
+}
 
 
 @dataclass(frozen=True)
@@ -58,11 +71,12 @@ class ReadinessProbe:
             async with asyncio.timeout(self.timeout):
                 revision = await self._revision()
         except TimeoutError:
-            return Readiness(
-                False, f"database at {describe_url(self.url)} did not answer in {self.timeout:g} s"
-            )
+            log.warning("not_ready", database=describe_url(self.url), error="timeout")
+            return Readiness(False, f"database did not answer in {self.timeout:g} s")
         except (SQLAlchemyError, OSError) as exc:
-            return Readiness(False, translate(exc, self.url).message)
+            error = translate(exc, self.url)
+            log.warning("not_ready", error=error.message)
+            return Readiness(False, _PUBLIC_REASONS.get(error.code, "database error"))
         if revision is None:
             return Readiness(False, "database has no schema: run `ledgerflow db init`")
         if revision != self._head:

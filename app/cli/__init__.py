@@ -55,6 +55,16 @@ def main(argv: Sequence[str] | None = None) -> None:
     except LedgerflowError as exc:
         err_console.print(f"[bold red]error:[/] {exc.message}", highlight=False, soft_wrap=True)
         sys.exit(_exit_code(exc))
+    except BrokenPipeError:
+        # The reader went away (`... | head`): nothing more to say, and nothing to say it to.
+        sys.stderr.close()
+        sys.exit(1)
+    except OSError as exc:
+        # A file the operator named could not be read or written (permissions, full disk).
+        reason = exc.strerror or str(exc)
+        message = f"{exc.filename}: {reason}" if exc.filename else reason
+        err_console.print(f"[bold red]error:[/] {message}", highlight=False, soft_wrap=True)
+        sys.exit(2)
 
 
 __all__ = ["cli", "main"]

@@ -71,6 +71,9 @@ _LOST_TEXTS = (
     "server closed the connection",
     "another operation is in progress",
     "connection does not exist",
+    "not currently accepting connections",
+    "the database system is starting up",
+    "the database system is shutting down",
 )
 
 
