@@ -22,19 +22,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import shutil
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 from sqlalchemy.engine import URL
 
 from app.agents.research import sample_research_payloads
 from app.agents.research.synthetic import MAX_PATIENTS, SeedSummary, seed_warehouse
 from app.bootstrap import build_services
+from app.cli.common import progress_bar
 from app.config import get_settings, parse_database_url
 from app.database import Database, DatabaseError
 from app.exceptions import LedgerflowError
@@ -127,27 +125,6 @@ def _same_database(a: URL, b: URL) -> bool:
     return _identity(a) == _identity(b)
 
 
-@contextlib.contextmanager
-def _progress_bar() -> Iterator[Callable[[int, int], None]]:
-    """A Rich progress bar on standard error (shown only on a terminal)."""
-    console = Console(stderr=True)
-    with Progress(
-        TextColumn("seeding warehouse"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TimeElapsedColumn(),
-        console=console,
-        transient=True,
-        disable=not console.is_terminal,
-    ) as bar:
-        task = bar.add_task("rows", total=None)
-
-        def report(done: int, total: int) -> None:
-            bar.update(task, completed=done, total=total)
-
-        yield report
-
-
 async def _seed(url: URL, patients: int, seed: int, force: bool) -> SeedSummary:
     settings = get_settings()
     # Only a warehouse outside the orchestrator database is ours to create; the
@@ -155,7 +132,7 @@ async def _seed(url: URL, patients: int, seed: int, force: bool) -> SeedSummary:
     separate = not _same_database(url, settings.database)
     database = Database.from_url(url, settings)
     try:
-        with _progress_bar() as report:
+        with progress_bar("seeding warehouse") as report:
             return await seed_warehouse(
                 database, patients, seed, create_tables=separate, force=force, progress=report
             )

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 import uuid
+from collections.abc import Callable
 from typing import Any, TextIO
 
 import structlog
@@ -60,6 +61,10 @@ def _require_actor(actor: str) -> str:
     if not actor or not actor.strip():
         raise InvalidFilter("must name who is asking", field="accessed_by")
     return actor.strip()
+
+
+#: How many exported records between two progress reports.
+PROGRESS_EVERY = 1000
 
 
 class AuditAccess:
@@ -118,8 +123,12 @@ class AuditAccess:
         fmt: str,
         *,
         newest_first: bool = False,
+        progress: Callable[[int, int | None], None] | None = None,
     ) -> int:
-        """Stream every matching record to ``out`` in constant memory, recorded as ``export``."""
+        """Stream every matching record to ``out`` in constant memory, recorded as ``export``.
+
+        ``progress(records_sent, None)`` is called every :data:`PROGRESS_EVERY` records.
+        """
         check_format(fmt)
         sent = 0
 
@@ -130,6 +139,8 @@ class AuditAccess:
                     session, audit_filter, newest_first=newest_first
                 ):
                     sent += 1
+                    if progress is not None and sent % PROGRESS_EVERY == 0:
+                        progress(sent, None)
                     yield record
 
         filters = audit_filter.to_json()
@@ -149,6 +160,7 @@ class AuditAccess:
         checkpoint: Checkpoint | str | None = None,
         *,
         hmac_key: str | None = None,
+        progress: Callable[[int, int | None], None] | None = None,
     ) -> Report:
         """Re-compute every chain (or one request's), optionally against a checkpoint.
 
@@ -161,7 +173,7 @@ class AuditAccess:
                 checkpoint = await find_checkpoint(session, checkpoint)
             problems, notes = check_checkpoint(checkpoint, hmac_key)
             anchors = dict(checkpoint.heads) if checkpoint else None
-            report = await verify_session(session, request_id, anchors)
+            report = await verify_session(session, request_id, anchors, progress)
         report.problems[:0] = problems
         report.notes[:0] = notes
         filters: dict[str, Any] = {}

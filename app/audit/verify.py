@@ -28,7 +28,7 @@ from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import AsyncIterator, Iterable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from itertools import pairwise
 from typing import Any, Literal
@@ -452,6 +452,7 @@ async def verify_session(
     session: AsyncSession,
     request_id: uuid.UUID | None = None,
     anchors: Mapping[str, Head] | None = None,
+    progress: Callable[[int, int | None], None] | None = None,
 ) -> Report:
     """Verify every chain (or one request's) in ``session``'s snapshot.
 
@@ -461,6 +462,9 @@ async def verify_session(
     ``anchors`` are checkpointed heads ``{chain_key: (seq, hash)}`` each chain must still
     contain. Give the session a consistent snapshot (``REPEATABLE READ`` on PostgreSQL; a
     SQLite read transaction is one) or rows appended mid-scan look like ``inserted``.
+
+    ``progress(rows_read, rows_expected)`` is called every few thousand rows; the expected
+    count is the sum of the heads' sequence numbers.
     """
     anchors = dict(anchors or {})
     only = str(request_id) if request_id is not None else None
@@ -473,6 +477,8 @@ async def verify_session(
     broken: list[str] = []
     seen: set[str] = set()
     scan: ChainScan | None = None
+    expected = sum(seq for seq, _ in heads.values())
+    read = 0
 
     def close(s: ChainScan) -> None:
         report.rows += s.rows
@@ -486,8 +492,13 @@ async def verify_session(
                 close(scan)
             scan = ChainScan(row["chain_key"], anchors.get(row["chain_key"]))
         scan.feed(row)
+        read += 1
+        if progress is not None and read % _STREAM_BATCH == 0:
+            progress(read, expected)
     if scan is not None:
         close(scan)
+    if progress is not None:
+        progress(read, expected)
     # Chains with a head (or a checkpointed head) but no rows left at all.
     for key in sorted((set(heads) | set(anchors)) - seen):
         if heads.get(key, (0, ""))[0] > 0 or key in anchors:

@@ -27,7 +27,7 @@ from app.audit import (
 from app.audit.chain import format_timestamp
 from app.audit.checkpoint import hmac_key_from_env, looks_like_digest
 from app.audit.export import check_format
-from app.cli.common import DatabaseUrlOption, Refused, console, err_console
+from app.cli.common import DatabaseUrlOption, Refused, console, err_console, progress_bar
 from app.cli.common import actor_of as _actor
 from app.cli.common import database_for as _database
 from app.cli.common import run_with as _run
@@ -246,8 +246,11 @@ def audit_export(
         access = AuditAccess(db, _actor(accessed_by))
         if output is None:
             return await access.export(audit_filter, sys.stdout, fmt)
-        with output.open("w", encoding="utf-8", newline="") as out:
-            return await access.export(audit_filter, out, fmt)
+        with (
+            output.open("w", encoding="utf-8", newline="") as out,
+            progress_bar(f"exporting to {output.name}") as report,
+        ):
+            return await access.export(audit_filter, out, fmt, progress=report)
 
     count = _run(database, work)
     err_console.print(f"exported {count} audit events ({fmt})", highlight=False)
@@ -288,7 +291,8 @@ def audit_verify(
         async def work(db: Database) -> Report:
             with _audit_errors():
                 access = AuditAccess(db, _actor(accessed_by))
-                return await access.verify(rid, loaded, hmac_key=key)
+                with progress_bar("verifying audit rows") as report:
+                    return await access.verify(rid, loaded, hmac_key=key, progress=report)
 
         report = _run(database, work)
     _print_report(report, as_json)

@@ -186,6 +186,24 @@ async def test_fhir_export_of_a_real_trail_validates(
     assert len(bundle.entry or []) == count > 50
 
 
+async def test_verify_and_export_report_their_progress(
+    database: Database, request_ids: list[uuid.UUID], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr("app.audit.access.PROGRESS_EVERY", 10)
+    access = AuditAccess(database, "dr-audit")
+    verified: list[tuple[int, int | None]] = []
+    report = await access.verify(progress=lambda done, total: verified.append((done, total)))
+    assert report.ok and verified
+    # The expected total comes from the chain heads, before any row is read.
+    assert verified[-1] == (report.rows, report.rows)
+    exported: list[tuple[int, int | None]] = []
+    count = await access.export(
+        AuditFilter(), io.StringIO(), "jsonl", progress=lambda n, t: exported.append((n, t))
+    )
+    assert count > 20, "too few rows to see export progress"
+    assert exported == [(n, None) for n in range(10, count + 1, 10)]
+
+
 async def test_a_checkpoint_catches_a_consistent_rewrite_that_plain_verify_cannot(
     database: Database, request_ids: list[uuid.UUID], tmp_path: Path
 ) -> None:

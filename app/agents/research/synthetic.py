@@ -394,7 +394,7 @@ def _has_warehouse_tables(connection: Connection) -> bool:
 SEED_CHUNK_ROWS = 5000
 
 #: ``progress(rows_written, rows_total)``.
-SeedProgress = Callable[[int, int], None]
+SeedProgress = Callable[[int, int | None], None]
 
 
 async def seed_warehouse(
