@@ -3,8 +3,10 @@
 For each backend and worker concurrency: submit N requests of a 3-step workflow of no-op
 agents, run one in-process worker until all complete, and report requests/s and steps/s.
 In the same run: the raw driver's commit rate for one step's transaction shape
-(1 UPDATE + 2 INSERTs, :mod:`bench.baselines`) and DBOS Transact running the same 3-step
-no-op workflow. Prints a table with the ratios; never asserts on time. Run::
+(1 UPDATE + 2 INSERTs, :mod:`bench.baselines`), on SQLite also raw sqlite3 committing 32 such
+steps per transaction (the ceiling group commit can approach), and DBOS Transact running
+the same 3-step no-op workflow (on by default; ``--no-dbos`` skips it). Prints a table
+with the ratios; never asserts on time. Run::
 
     python -m bench.engine                        # both backends, concurrency 1, 8, 32
     python -m bench.engine --backend sqlite --requests 2000 --no-dbos
@@ -33,6 +35,7 @@ from app.orchestrator.engine import Orchestrator
 from app.orchestrator.worker import Worker
 from app.orchestrator.workflows import Step, Workflow, WorkflowRegistry
 from bench.baselines import (
+    BATCH,
     Backend,
     dbos_steps_per_second,
     raw_commit_rate_async,
@@ -104,6 +107,13 @@ async def measure(
             req_s, steps_s, per_commit = await engine_rate(_async_url(url), concurrency, count)
         async with scratch_database_async(backend, "raw") as url:
             raw = await raw_commit_rate_async(backend, url, concurrency, seconds)
+        raw_batch = None
+        if backend == "sqlite":
+            # SQLite's ceiling for group commit: raw sqlite3, 32 steps per transaction.
+            async with scratch_database_async(backend, "rawbatch") as url:
+                raw_batch = await raw_commit_rate_async(
+                    backend, url, concurrency, seconds, shape="batch"
+                )
         dbos_rate = None
         if dbos:
             async with scratch_database_async(backend, "dbos") as url:
@@ -122,6 +132,7 @@ async def measure(
                 "steps_s": steps_s,
                 "per_commit": per_commit,
                 "raw_tx_s": raw,
+                "raw_batch_steps_s": raw_batch,
                 "dbos_steps_s": dbos_rate,
             }
         )
@@ -145,12 +156,14 @@ def _render(rows: list[dict[str, Any]], console: Console) -> None:
         "steps/commit",
         "raw tx/s (1U+2I)",
         "steps/s ÷ raw",
+        f"raw steps/s ({BATCH}/tx)",
         "DBOS steps/s",
         "÷ DBOS",
     ):
         table.add_column(header, justify="right")
     for r in rows:
         dbos = r["dbos_steps_s"]
+        batch = r["raw_batch_steps_s"]
         table.add_row(
             r["backend"],
             str(r["concurrency"]),
@@ -160,10 +173,11 @@ def _render(rows: list[dict[str, Any]], console: Console) -> None:
             f"{r['per_commit']:.1f}",
             f"{r['raw_tx_s']:,.0f}",
             f"{r['steps_s'] / r['raw_tx_s']:.0%}",
+            f"{batch:,.0f}" if batch else "-",
             f"{dbos:,.0f}" if dbos else "-",
             f"{r['steps_s'] / dbos:.1f}x" if dbos else "-",
         )
-    console.print(table)
+    console.print(table, width=200)
     load = os.getloadavg()[0]
     console.print(f"{os.cpu_count()} CPUs; 1-minute load average {load:.1f} at the end")
 
@@ -190,7 +204,14 @@ def main(argv: Sequence[str] | None = None) -> None:
         ]
         for i in range(len(concurrencies)):
             merged = dict(runs[0][i])
-            for key in ("req_s", "steps_s", "per_commit", "raw_tx_s", "dbos_steps_s"):
+            for key in (
+                "req_s",
+                "steps_s",
+                "per_commit",
+                "raw_tx_s",
+                "raw_batch_steps_s",
+                "dbos_steps_s",
+            ):
                 values = [run[i][key] for run in runs if run[i][key] is not None]
                 merged[key] = statistics.median(values) if values else None
             rows.append(merged)

@@ -24,9 +24,14 @@ GENESIS = "0" * 64
 SYSTEM_CHAIN = "system"
 
 
+#: One encoder for every digest: ``json.dumps`` with these options builds a new encoder per
+#: call, which costs more than the encoding itself for the small objects hashed per step.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
 def canonical_json(value: Any) -> bytes:
     """Sorted-key, compact, UTF-8 JSON: the one serialisation every digest uses."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    return _CANONICAL.encode(value).encode()
 
 
 def digest(value: Any) -> str:
@@ -36,6 +41,9 @@ def digest(value: Any) -> str:
 
 def format_timestamp(moment: datetime) -> str:
     """UTC, microseconds, ``Z``: ``2026-11-23T09:00:00.000001Z``."""
+    if moment.tzinfo is UTC and moment.year >= 1000:
+        # The same text as the strftime below, at a fraction of its cost (hot path).
+        return moment.isoformat(timespec="microseconds")[:-6] + "Z"
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 

@@ -48,6 +48,9 @@ def _ts_sqlite(value: datetime | None) -> Any:
     # Exactly the format SQLAlchemy's SQLite DATETIME writes (and our UTCDateTime reads).
     if value is None:
         return None
+    if value.tzinfo is UTC and value.year >= 1000:
+        # The same text as the strftime below, at a fraction of its cost.
+        return value.isoformat(" ", "microseconds")[:-6]
     return value.astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f")
 
 
@@ -64,17 +67,36 @@ def _converter(dialect: str, column_type: Any) -> Convert:
 
 
 class Statement:
-    """One cached driver statement with the converters for its parameters, in order."""
+    """One cached driver statement with the converters for its parameters, in order.
 
-    def __init__(self, sql: str, converters: Sequence[Convert], names: Sequence[str]) -> None:
+    ``columnar`` statements take one array per column (PostgreSQL's ``unnest`` insert)
+    instead of one tuple per row.
+    """
+
+    def __init__(
+        self,
+        sql: str,
+        converters: Sequence[Convert],
+        names: Sequence[str],
+        *,
+        columnar: bool = False,
+    ) -> None:
         self.sql = sql
         self.converters = tuple(converters)
         self.names = tuple(names)
+        self.columnar = columnar
 
     def params(self, rows: Sequence[dict[str, Any]]) -> list[tuple[Any, ...]]:
         """Rows as driver tuples."""
         pairs = tuple(zip(self.names, self.converters, strict=True))
         return [tuple(conv(row[name]) for name, conv in pairs) for row in rows]
+
+    def columns(self, rows: Sequence[dict[str, Any]]) -> tuple[list[Any], ...]:
+        """Rows as one list per column."""
+        return tuple(
+            [conv(row[name]) for row in rows]
+            for name, conv in zip(self.names, self.converters, strict=True)
+        )
 
 
 def _placeholders(dialect: str, count: int, start: int = 1) -> list[str]:
@@ -83,19 +105,89 @@ def _placeholders(dialect: str, count: int, start: int = 1) -> list[str]:
     return [f"${i}" for i in range(start, start + count)]
 
 
+def _pg_type(column_type: Any) -> str:
+    from sqlalchemy.dialects import postgresql
+
+    return str(column_type.compile(dialect=postgresql.dialect()))  # type: ignore[no-untyped-call]
+
+
 @cache
 def insert_statement(dialect: str, table: Table, columns: tuple[str, ...]) -> Statement:
-    """``INSERT INTO table (columns) VALUES (...)``."""
-    marks = ", ".join(_placeholders(dialect, len(columns)))
-    sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
-    return Statement(sql, [_converter(dialect, table.c[c].type) for c in columns], columns)
+    """The multi-row ``INSERT`` of ``columns`` into ``table``.
+
+    SQLite: ``INSERT ... VALUES (?, ...)`` run once per row (executemany; sqlite3 steps
+    the one prepared statement). PostgreSQL: ``INSERT ... SELECT ... FROM unnest($1::t[],
+    ...)``, one array per column: one statement execution for the whole batch instead of
+    one Bind/Execute per row, which is what the server spends its time on (measured).
+    JSON travels as text and is cast per row.
+    """
+    converters = [_converter(dialect, table.c[c].type) for c in columns]
+    if dialect == "sqlite":
+        marks = ", ".join(_placeholders(dialect, len(columns)))
+        sql = f"INSERT INTO {table.name} ({', '.join(columns)}) VALUES ({marks})"
+        return Statement(sql, converters, columns)
+    return Statement(_unnest_insert_sql(table, columns, 1), converters, columns, columnar=True)
+
+
+def _unnest_insert_sql(table: Table, columns: tuple[str, ...], start: int) -> str:
+    arrays, picks = [], []
+    for i, name in enumerate(columns, start=start):
+        column_type = table.c[name].type
+        if isinstance(column_type, JSON):
+            arrays.append(f"${i}::text[]")
+            picks.append(f"u.{name}::{_pg_type(column_type)}")
+        else:
+            arrays.append(f"${i}::{_pg_type(column_type)}[]")
+            picks.append(f"u.{name}")
+    return (
+        f"INSERT INTO {table.name} ({', '.join(columns)}) SELECT {', '.join(picks)} "
+        f"FROM unnest({', '.join(arrays)}) AS u({', '.join(columns)})"
+    )
+
+
+@cache
+def _combined_insert_sql(parts: tuple[tuple[Table, tuple[str, ...]], ...]) -> str:
+    # Data-modifying CTEs all run, in one statement; the last INSERT is the main query.
+    start, sqls = 1, []
+    for table, columns in parts:
+        sqls.append(_unnest_insert_sql(table, columns, start))
+        start += len(columns)
+    ctes = ", ".join(f"w{i} AS ({sql})" for i, sql in enumerate(sqls[:-1]))
+    return f"WITH {ctes} {sqls[-1]}"
+
+
+async def insert_all(
+    connection: AsyncConnection,
+    groups: Sequence[tuple[Table, tuple[str, ...], Sequence[dict[str, Any]]]],
+) -> None:
+    """Insert rows into several tables: one round trip on PostgreSQL, one each on SQLite.
+
+    PostgreSQL joins the ``unnest`` inserts of :func:`insert_statement` as data-modifying
+    CTEs of one statement; the rows must not depend on one another (they only reference
+    rows already written, such as the request).
+    """
+    groups = [g for g in groups if g[2]]
+    dialect = connection.dialect.name
+    if dialect == "sqlite" or len(groups) < 2:
+        for table, columns, rows in groups:
+            await executemany(connection, insert_statement(dialect, table, columns), rows)
+        return
+    params: list[list[Any]] = []
+    for table, columns, rows in groups:
+        params.extend(insert_statement(dialect, table, columns).columns(rows))
+    sql = _combined_insert_sql(tuple((table, columns) for table, columns, _ in groups))
+    await connection.exec_driver_sql(sql, tuple(params))
 
 
 async def executemany(
     connection: AsyncConnection, statement: Statement, rows: Sequence[dict[str, Any]]
 ) -> None:
-    """Run ``statement`` once per row in one driver call."""
-    if rows:
+    """Insert every row of ``rows`` with ``statement`` in one driver call."""
+    if not rows:
+        return
+    if statement.columnar:
+        await connection.exec_driver_sql(statement.sql, statement.columns(rows))
+    else:
         await connection.exec_driver_sql(statement.sql, statement.params(rows))
 
 

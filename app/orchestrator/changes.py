@@ -4,7 +4,8 @@ A :class:`RequestChange` carries the request row's new column values, the audit 
 (already hashed onto the chain head), the ``state_transitions`` row for a change of state,
 the ``agent_executions`` row, any approval or escalation opened, and the agent's domain
 rows. :func:`write_changes` commits any number of them in one round of statements: one
-fenced UPDATE of ``requests`` for the whole batch, then one multi-row INSERT per table.
+fenced UPDATE of ``requests`` for the whole batch, then one multi-row INSERT per table
+(on PostgreSQL, all of them in one statement).
 The orchestrator's hot path (the worker's group commit) and its cold paths (submit, cancel,
 approve, resolve) all write through it, so there is one mechanism to trust.
 """
@@ -68,6 +69,9 @@ class Snapshot:
     submitted_by: str
     priority: int
     lease_owner: str | None = None
+    #: Digest of the current step's input (payload and earlier outputs), computed once by
+    #: :func:`app.orchestrator.steps.input_digest` and carried while the result is unchanged.
+    input_digest: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Snapshot:
@@ -101,6 +105,9 @@ class RequestChange:
     values: dict[str, Any] = field(default_factory=dict)
     rows: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
     domain_writes: list[DomainWrite] = field(default_factory=list)
+    #: The input digest of the step this change starts (set by ``start_attempt``), so the
+    #: next step's execution row does not digest the same input again.
+    next_input_digest: str | None = field(default=None, init=False)
 
     def __post_init__(self) -> None:
         snap = self.snapshot
@@ -175,6 +182,10 @@ class RequestChange:
         ):
             if key in self.values:
                 merged[key] = self.values[key]
+        if self.next_input_digest is not None:
+            merged["input_digest"] = self.next_input_digest
+        elif "result" in self.values:
+            merged["input_digest"] = None
         merged.update(
             state=self.state,
             version=snap.version + 1,
@@ -233,8 +244,9 @@ async def write_changes(session: AsyncSession, changes: Sequence[RequestChange])
     """Commit-ready write of a batch of changes; returns the ids whose fence held.
 
     Round trips: one ``UPDATE ... FROM (VALUES ...) RETURNING id`` guarded by ``id AND
-    version`` (primary key) per set of changed columns (usually one), then one executemany
-    INSERT per record table that has rows, then domain writes. The hot
+    version`` (primary key) per set of changed columns (usually one), then the record rows
+    (SQLite: one executemany INSERT per table; PostgreSQL: one statement of ``unnest``
+    INSERTs for all tables), then domain writes. The hot
     statements are plain driver SQL (:mod:`app.database.bulk`). Changes whose
     request was written by someone else since their snapshot (version moved on) write
     nothing.
@@ -249,16 +261,14 @@ async def write_changes(session: AsyncSession, changes: Sequence[RequestChange])
 async def insert_records(session: AsyncSession, kept: Sequence[RequestChange]) -> None:
     """Insert the record rows and domain writes of changes whose request row is written."""
     connection = await session.connection()
-    dialect = connection.dialect.name
+    groups: list[tuple[Table, tuple[str, ...], list[dict[str, Any]]]] = []
     for name in _INSERT_ORDER:
         rows = [row for change in kept for row in change.rows.get(name, ())]
         if not rows:
             continue
         table = _TABLES[name]
-        for columns, group in _by_columns(rows).items():
-            await bulk.executemany(
-                connection, bulk.insert_statement(dialect, table, columns), group
-            )
+        groups.extend((table, columns, group) for columns, group in _by_columns(rows).items())
+    await bulk.insert_all(connection, groups)
     domain = [write for change in kept for write in change.domain_writes]
     if domain:
         await _apply_domain_writes(session, domain)

@@ -5,6 +5,10 @@ The writer takes everything queued, commits it in one transaction (one fenced UP
 one multi-row INSERT per table) and wakes the tasks with whether their fence held. No
 result is acknowledged before its transaction commits, so durability is unchanged; the
 database sees one commit per batch instead of one per step.
+
+A :class:`Refill` (the worker) may claim new requests in the same transaction, one for each
+request the batch finishes, so a worker's slots are refilled without a claim transaction of
+their own and without a pause between a wave of requests ending and the next starting.
 """
 
 from __future__ import annotations
@@ -12,8 +16,10 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
+from typing import Protocol
 
 import structlog
+from sqlalchemy.ext.asyncio import AsyncSession
 from tenacity import (
     AsyncRetrying,
     retry_if_exception_type,
@@ -22,7 +28,7 @@ from tenacity import (
 )
 
 from app.database import Database, DatabaseBusy, DatabaseUnavailable
-from app.orchestrator.changes import RequestChange, write_changes
+from app.orchestrator.changes import RequestChange, Snapshot, write_changes
 
 log = structlog.get_logger(__name__)
 
@@ -47,12 +53,27 @@ def transient_retry(attempts: int = 5) -> AsyncRetrying:
     )
 
 
+class Refill(Protocol):
+    """Claims new requests inside a batch's transaction and starts them once it commits."""
+
+    async def claim_within(
+        self, session: AsyncSession, changes: Sequence[RequestChange], passed: set[uuid.UUID]
+    ) -> list[Snapshot]:
+        """Claim (in ``session``) up to as many requests as ``changes`` finish."""
+
+    def claimed(self, snapshots: list[Snapshot] | None) -> None:
+        """The transaction ended: start ``snapshots`` (None: it rolled back)."""
+
+
 class GroupCommitter:
     """Batches request changes from many tasks into few transactions."""
 
-    def __init__(self, database: Database, max_batch: int = 256) -> None:
+    def __init__(
+        self, database: Database, max_batch: int = 256, refill: Refill | None = None
+    ) -> None:
         self.database = database
         self.max_batch = max_batch
+        self.refill = refill
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
         self.batches = 0
         self.changes = 0
@@ -85,10 +106,10 @@ class GroupCommitter:
         """Let queued changes commit, then stop :meth:`run`."""
         self._queue.put_nowait(None)
 
-    async def _commit(self, batch: Sequence[_Item]) -> None:
+    async def _commit(self, batch: Sequence[_Item], *, split: bool = False) -> None:
         changes = [change for change, _ in batch]
         try:
-            passed = await self._write(changes)
+            passed = await self._write(changes, refill=not split)
         except Exception as exc:
             if len(batch) > 1:
                 # One bad change must not sink the others: commit each on its own.
@@ -99,7 +120,7 @@ class GroupCommitter:
                     error_type=type(exc).__name__,
                 )
                 for item in batch:
-                    await self._commit([item])
+                    await self._commit([item], split=True)
                 return
             log.error("step_commit_failed", request_id=str(changes[0].snapshot.id), error=str(exc))
             _, future = batch[0]
@@ -112,9 +133,21 @@ class GroupCommitter:
             if not future.done():
                 future.set_result(change.snapshot.id in passed)
 
-    async def _write(self, changes: Sequence[RequestChange]) -> set[uuid.UUID]:
+    async def _write(self, changes: Sequence[RequestChange], *, refill: bool) -> set[uuid.UUID]:
+        refill_with = self.refill if refill else None
         async for attempt in transient_retry():
             with attempt:
-                async with self.database.session() as session:
-                    return await write_changes(session, changes)
+                claimed: list[Snapshot] | None = None
+                try:
+                    async with self.database.session() as session:
+                        passed = await write_changes(session, changes)
+                        if refill_with is not None:
+                            claimed = await refill_with.claim_within(session, changes, passed)
+                except BaseException:
+                    if refill_with is not None:
+                        refill_with.claimed(None)
+                    raise
+                if refill_with is not None:
+                    refill_with.claimed(claimed)
+                return passed
         raise AssertionError("unreachable: tenacity reraises")

@@ -32,8 +32,14 @@ _ERROR_TEXT = 500
 
 
 def input_digest(snap: Snapshot) -> str:
-    """Digest of what the current step's agent is given (payload and earlier outputs)."""
-    return digest({"payload": snap.payload, "previous": snap.result or {}})
+    """Digest of what the current step's agent is given (payload and earlier outputs).
+
+    Cached on the snapshot: the digest recorded in a step's ``agent_started`` event is the
+    one its execution row records, computed once.
+    """
+    if snap.input_digest is None:
+        snap.input_digest = digest({"payload": snap.payload, "previous": snap.result or {}})
+    return snap.input_digest
 
 
 def execution_row(
@@ -71,11 +77,12 @@ def start_attempt(change: RequestChange, workflow: Workflow, worker_id: str) -> 
     """Record that the request's current step is starting (under ``change``'s lease)."""
     snap = change.committed_snapshot()
     step = workflow.steps[snap.step_index]
+    change.next_input_digest = input_digest(snap)
     change.event(
         AgentStarted(
             step=step.name,
             attempt=snap.attempt,
-            input_digest=input_digest(snap),
+            input_digest=change.next_input_digest,
             worker_id=worker_id,
         ),
         agent_id=step.agent_id,

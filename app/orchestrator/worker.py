@@ -17,11 +17,13 @@ import signal
 import socket
 import time
 import uuid
+from collections.abc import Sequence
 from typing import Any
 
 import structlog
 from pydantic import ValidationError
 from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.base import (
     AgentContext,
@@ -84,11 +86,18 @@ class Worker:
         self.warehouse: ClinicalDataSource = warehouse or self.database
         # Measured (bench/engine.py): a batch as large as the worker's concurrency and one
         # writer beat half-size batches and parallel writers on both backends.
-        self.committer = GroupCommitter(self.database, max_batch=max(1, self.concurrency))
+        # The committer also refills the slots a batch frees, in the batch's transaction.
+        self.committer = GroupCommitter(
+            self.database, max_batch=max(1, self.concurrency), refill=self
+        )
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._inflight: dict[uuid.UUID, Snapshot] = {}
+        self._agent_logs: dict[str, Any] = {}
+        #: Slots promised to claims in flight: the claim loop's and the committer's refills.
+        self._claiming = False
+        self._refilling = 0
         self.steps_done = 0
 
     # -- lifecycle ------------------------------------------------------------------------
@@ -118,18 +127,27 @@ class Worker:
         # Claim in batches: one claim transaction for a quarter of the slots, not one each.
         batch = max(1, self.concurrency // 4)
         while not self._stopping.is_set():
-            free = self.concurrency - len(self._tasks)
+            free = self.concurrency - len(self._tasks) - self._refilling
             worth_it = free >= batch or (free > 0 and len(self._tasks) < batch)
-            claimed = await self._claim(free) if worth_it else []
-            for snap in claimed:
-                self._inflight[snap.id] = snap
-                self._tasks[snap.id] = asyncio.create_task(self._drive(snap), name=str(snap.id))
+            claimed = []
+            if worth_it:
+                self._claiming = True
+                try:
+                    claimed = await self._claim(free)
+                finally:
+                    self._claiming = False
+            self._start(claimed)
             if (claimed and len(claimed) == free) or (free > 0 and not worth_it):
                 await self._wait_for_slot(None)
             elif not claimed and until_idle and not self._tasks:
                 return
             elif not claimed or len(claimed) < free:
                 await self._wait_for_slot(self.settings.poll_seconds)
+
+    def _start(self, snapshots: list[Snapshot]) -> None:
+        for snap in snapshots:
+            self._inflight[snap.id] = snap
+            self._tasks[snap.id] = asyncio.create_task(self._drive(snap), name=str(snap.id))
 
     async def _wait_for_slot(self, timeout: float | None) -> None:
         self._slot_freed.clear()
@@ -179,16 +197,46 @@ class Worker:
         return []
 
     async def _claim_once(self, limit: int) -> list[Snapshot]:
-        now = utcnow()
         async with self.database.session() as session:
-            rows = await select_claimable(session, self.workflows.kinds, now, limit)
-            changes = [
-                claim_change(
-                    Snapshot.from_row(row), row, self.workflows.get(row.kind), self.lease, now
-                )
-                for row in rows
-            ]
-            passed = await write_changes(session, changes)
+            return await self._claim_in(session, limit)
+
+    async def claim_within(
+        self, session: AsyncSession, changes: Sequence[RequestChange], passed: set[uuid.UUID]
+    ) -> list[Snapshot]:
+        """Refill, in the committer's transaction, the slots that ``changes`` free.
+
+        Skipped while the claim loop is claiming (it counts free slots itself) or stopping.
+        The claimed requests start only once the transaction commits (:meth:`claimed`).
+        """
+        if self._stopping.is_set() or self._claiming:
+            return []
+        finishing = sum(
+            1 for c in changes if c.snapshot.id not in passed or c.state != State.RUNNING
+        )
+        limit = min(finishing, self.concurrency - self._refilling)
+        if limit <= 0:
+            return []
+        self._refilling += limit
+        try:
+            return await self._claim_in(session, limit)
+        except BaseException:
+            self._refilling -= limit
+            raise
+
+    def claimed(self, snapshots: list[Snapshot] | None) -> None:
+        """The committer's transaction ended: start what it claimed (None: rolled back)."""
+        self._refilling = 0
+        if snapshots:
+            self._start(snapshots)
+
+    async def _claim_in(self, session: AsyncSession, limit: int) -> list[Snapshot]:
+        now = utcnow()
+        rows = await select_claimable(session, self.workflows.kinds, now, limit)
+        changes = [
+            claim_change(Snapshot.from_row(row), row, self.workflows.get(row.kind), self.lease, now)
+            for row in rows
+        ]
+        passed = await write_changes(session, changes)
         claimed = []
         for change in changes:
             if change.snapshot.id not in passed:
@@ -240,13 +288,14 @@ class Worker:
         workflow = self.workflows.get(snap.kind)
         while True:
             step = workflow.steps[snap.step_index]
-            with structlog.contextvars.bound_contextvars(step=step.name, attempt=snap.attempt):
-                change = await self._run_step(snap, workflow)
-                committed = await self.committer.submit(change)
-                if not committed:
-                    self._inflight.pop(snap.id, None)
-                    await self._discard(snap, change)
-                    return
+            # This task's own context (bound in _drive): rebinding per step needs no reset.
+            structlog.contextvars.bind_contextvars(step=step.name, attempt=snap.attempt)
+            change = await self._run_step(snap, workflow)
+            committed = await self.committer.submit(change)
+            if not committed:
+                self._inflight.pop(snap.id, None)
+                await self._discard(snap, change)
+                return
             self.steps_done += 1
             snap = change.committed_snapshot()
             if snap.state != State.RUNNING:
@@ -263,7 +312,7 @@ class Worker:
             step=step.name,
             attempt=snap.attempt,
             idempotency_key=f"{snap.id}:{step.name}",
-            log=log.bind(agent_id=step.agent_id),
+            log=self._agent_log(step.agent_id),
             warehouse=self.warehouse,
             settings=self.settings,
         )
@@ -271,7 +320,9 @@ class Worker:
         begun = time.perf_counter()
         try:
             parsed = agent.parse_input(snap.payload, snap.result or {})
-            outcome = await asyncio.wait_for(agent.run(context, parsed), timeout=step.timeout)
+            # asyncio.timeout, not wait_for: the agent runs in this task, not in a new one.
+            async with asyncio.timeout(step.timeout):
+                outcome = await agent.run(context, parsed)
         except (TimeoutError, Exception) as exc:
             timed_out = isinstance(exc, TimeoutError)
             permanent = isinstance(exc, (PermanentError, ValidationError, *step.retry.permanent))
@@ -303,6 +354,13 @@ class Worker:
             now=utcnow(),
             stopping=self._stopping.is_set(),
         )
+
+    def _agent_log(self, agent_id: str) -> Any:
+        """A logger bound with ``agent_id`` (request, step and attempt come from contextvars)."""
+        bound = self._agent_logs.get(agent_id)
+        if bound is None:
+            bound = self._agent_logs[agent_id] = log.bind(agent_id=agent_id)
+        return bound
 
     async def _discard(self, snap: Snapshot, change: RequestChange) -> None:
         """Record a result that lost its fence, on the system chain (see ``app.audit.system``)."""
