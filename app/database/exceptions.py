@@ -83,7 +83,8 @@ def connection_lost(exc: BaseException | None) -> bool:
         sqlstate = getattr(exc, "sqlstate", None) or getattr(exc, "pgcode", None)
         if isinstance(sqlstate, str) and sqlstate.startswith(_LOST_SQLSTATES):
             return True
-        if isinstance(exc, ConnectionError):
+        # Not ConnectionRefusedError: that one never had a connection ("cannot connect").
+        if isinstance(exc, ConnectionResetError | ConnectionAbortedError | BrokenPipeError):
             return True
         text = str(exc).lower()
         if any(marker in text for marker in _LOST_TEXTS):

@@ -213,7 +213,9 @@ def success_change(
                 "request_id": snap.id,
                 "step": step.name,
                 "status": "pending",
-                "summary": {"reason": outcome.review, **outcome.review_detail},
+                # What the reviewer decides on: the step's output (e.g. the normalised
+                # research criteria) and why review was asked for.
+                "summary": {"reason": outcome.review, **outcome.review_detail, "output": output},
                 "requested_at": now,
             },
         )

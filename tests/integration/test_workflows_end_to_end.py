@@ -163,6 +163,10 @@ async def test_research_request_is_delivered_de_identified_and_matching_its_mani
     view = await flow.submit("research", research("type2_diabetes_adults"))
     await flow.drive()
     assert (await flow.get(view.id)).state == "awaiting_approval"
+    (gate,) = await flow.services.orchestrator.approvals()
+    assert gate.summary is not None  # the reviewer sees the normalised criteria
+    assert gate.summary["output"]["criteria"]["inclusion_codes"] == ["E11"]
+    assert gate.summary["output"]["completeness_score"] == 1.0
     await flow.approve(view.id)
     await flow.drive()
 
