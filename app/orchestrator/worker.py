@@ -279,10 +279,21 @@ class Worker:
             # The request stays leased to us until the lease expires; another worker (or we)
             # will recover it. Logged loudly, never dropped.
             log.error("request_abandoned", error=str(exc), error_type=type(exc).__name__)
-            self._inflight.pop(snap.id, None)
+            self._forget_inflight(snap.id)
         finally:
-            self._tasks.pop(snap.id, None)
+            if self._owns(snap.id):
+                del self._tasks[snap.id]
             self._slot_freed.set()
+
+    def _owns(self, request_id: uuid.UUID) -> bool:
+        # A request this task just left (retry scheduled, gate) may already be claimed
+        # again, by the claim loop or a refill, and driven by a new task under the same id.
+        # Only the task registered for the id may drop the worker's records of it.
+        return self._tasks.get(request_id) is asyncio.current_task()
+
+    def _forget_inflight(self, request_id: uuid.UUID) -> None:
+        if self._owns(request_id):
+            self._inflight.pop(request_id, None)
 
     async def _drive_steps(self, snap: Snapshot) -> None:
         workflow = self.workflows.get(snap.kind)
@@ -293,13 +304,13 @@ class Worker:
             change = await self._run_step(snap, workflow)
             committed = await self.committer.submit(change)
             if not committed:
-                self._inflight.pop(snap.id, None)
+                self._forget_inflight(snap.id)
                 await self._discard(snap, change)
                 return
             self.steps_done += 1
             snap = change.committed_snapshot()
             if snap.state != State.RUNNING:
-                self._inflight.pop(snap.id, None)
+                self._forget_inflight(snap.id)
                 return
             self._inflight[snap.id] = snap
 

@@ -16,7 +16,8 @@ from app.orchestrator.engine import Orchestrator
 from app.orchestrator.exceptions import IdempotencyConflict, IllegalTransition, InvalidRequest
 from app.orchestrator.views import RequestView
 from app.orchestrator.worker import Worker
-from tests.support.agents import engine_agents, engine_workflows
+from app.orchestrator.workflows import RetryPolicy, Step, Workflow, WorkflowRegistry
+from tests.support.agents import EnginePayload, engine_agents, engine_workflows
 from tests.support.checks import assert_ledger_consistent, event_types, executions
 
 SETTINGS = Settings(poll_seconds=0.02, lease_seconds=5, heartbeat_seconds=1)
@@ -314,3 +315,32 @@ async def test_many_requests_at_high_concurrency_all_complete_once(
     await run(concurrency=16)
     page = await orchestrator.list(state="completed", limit=100)
     assert {r.id for r in page.items} == set(ids)
+
+
+async def test_a_retry_claimed_again_at_once_is_driven_to_the_end(database: Database) -> None:
+    # With no backoff, a failed attempt's request is claimable in the very transaction that
+    # records the failure, so the refill (or the claim loop) starts a new task for the same
+    # id while the old task is still finishing. The old task must not unregister the new one.
+    no_backoff = RetryPolicy(max_attempts=5, base_delay=0.0, max_delay=0.0)
+    workflows = WorkflowRegistry(
+        [
+            Workflow(
+                kind="single",
+                steps=(Step(name="only", agent_id="test.only", timeout=5, retry=no_backoff),),
+                payload_model=EnginePayload,
+            )
+        ]
+    )
+    orch = Orchestrator(database, workflows)
+    views = [
+        await orch.submit("single", {"numbers": [n], "fail_times": {"only": 3}}, "svc-a")
+        for n in range(8)
+    ]
+    worker = Worker(orch, engine_agents(), settings=SETTINGS, concurrency=4)
+    await asyncio.wait_for(worker.run(until_idle=True), timeout=60)
+
+    for view in views:
+        assert (await orch.get(view.id)).state == "completed"
+        statuses = [e[2] for e in await executions(database, view.id)]
+        assert statuses == ["failed", "failed", "failed", "succeeded"]
+    await assert_ledger_consistent(database)
