@@ -79,6 +79,10 @@ DEFAULT_MASK_KEYS: frozenset[str] = frozenset(
 )
 #: Any key containing one of these is a credential, whatever the configured list says.
 _CREDENTIAL_PARTS = ("password", "secret", "token", "api_key")
+#: Any key containing one of these names a patient or holds dictated text, whatever the
+#: configured list says (``patient_ids``, ``ref_patient_id``, ``transcript_preview``).
+_PHI_PARTS = ("patient", "transcript")
+_ALWAYS_PARTS = _CREDENTIAL_PARTS + _PHI_PARTS
 
 _URL_PASSWORD = re.compile(r"(?P<head>\b[a-zA-Z][a-zA-Z0-9+.\-]*://[^:/@\s]*:)[^@\s/]+@")
 _BEARER = re.compile(r"(?i)\b(?P<head>bearer\s+)[A-Za-z0-9\-._~+/]+=*")
@@ -113,7 +117,7 @@ class MaskSensitive:
         if not isinstance(key, str):
             return False
         name = _normalise(key)
-        return name in self.keys or any(part in name for part in _CREDENTIAL_PARTS)
+        return name in self.keys or any(part in name for part in _ALWAYS_PARTS)
 
     def _pair(self, match: re.Match[str]) -> str:
         head = match.group("head")

@@ -112,6 +112,24 @@ def test_masking_is_on_by_default_and_keys_come_from_the_setting(
     assert parse_mask_keys("") == DEFAULT_MASK_KEYS
 
 
+def test_keys_that_name_patients_or_transcripts_are_masked_in_any_form() -> None:
+    masker = MaskSensitive(DEFAULT_MASK_KEYS)
+    event = {
+        "patient_ids": ["P000123"],
+        "ref_patient_id": "P000124",
+        "transcript_preview": "mild chest pain",
+        "step": "verify",
+    }
+    assert masker.mask_value(event) == {
+        "patient_ids": MASK,
+        "ref_patient_id": MASK,
+        "transcript_preview": MASK,
+        "step": "verify",
+    }
+    masked = masker.mask_text("seen ref_patient_id=P000124 today")
+    assert masked == f"seen ref_patient_id={MASK} today"
+
+
 def test_the_processor_copies_instead_of_changing_the_callers_data() -> None:
     mask = MaskSensitive()
     data: dict[str, Any] = {"patient": {"patient_id": "P1"}, "ids": ["x"]}
