@@ -31,7 +31,7 @@ from app.config import get_settings
 from app.database.models import AuditChain, AuditCheckpoint, Request
 
 
-def hmac_key_from_env() -> str | None:
+def configured_hmac_key() -> str | None:
     """The HMAC key of the ``AUDIT_HMAC_KEY`` setting (``None`` when unset or empty)."""
     key = get_settings().audit_hmac_key
     return (key.get_secret_value() or None) if key is not None else None

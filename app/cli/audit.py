@@ -25,7 +25,7 @@ from app.audit import (
     verify_file,
 )
 from app.audit.chain import format_timestamp
-from app.audit.checkpoint import hmac_key_from_env, looks_like_digest
+from app.audit.checkpoint import configured_hmac_key, looks_like_digest
 from app.audit.export import check_format
 from app.cli.common import DatabaseUrlOption, Refused, console, err_console, progress_bar
 from app.cli.common import actor_of as _actor
@@ -280,7 +280,7 @@ def audit_verify(
         loaded = checkpoint.lower() if looks_like_digest(checkpoint) else None
         if loaded is None:
             loaded = read_checkpoint_file(Path(checkpoint))
-    key = hmac_key_from_env()
+    key = configured_hmac_key()
     if file is not None:
         if isinstance(loaded, str):
             raise Refused("--checkpoint: offline verification needs the checkpoint file")
@@ -339,7 +339,7 @@ def audit_checkpoint(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Record a digest over every chain head and print it (store it outside the database)."""
-    key = hmac_key_from_env() if sign else None
+    key = configured_hmac_key() if sign else None
     database = _database(database_url)
 
     async def work(db: Database) -> Checkpoint:

@@ -20,37 +20,14 @@ from typing import Protocol
 
 import structlog
 from sqlalchemy.ext.asyncio import AsyncSession
-from tenacity import (
-    AsyncRetrying,
-    retry_if_exception_type,
-    stop_after_attempt,
-    wait_exponential_jitter,
-)
 
-from app.database import Database, DatabaseBusy, DatabaseUnavailable
+from app.database import Database
 from app.orchestrator.changes import RequestChange, Snapshot, write_changes
+from app.orchestrator.retry import transient_retry
 
 log = structlog.get_logger(__name__)
 
 _Item = tuple[RequestChange, "asyncio.Future[bool]"]
-
-#: Transient database trouble is retried (with backoff) before a batch is given up.
-TRANSIENT = (DatabaseUnavailable, DatabaseBusy)
-
-
-def transient_retry(attempts: int = 5) -> AsyncRetrying:
-    """Tenacity policy for database calls that may meet a restart or a busy lock."""
-    return AsyncRetrying(
-        retry=retry_if_exception_type(TRANSIENT),
-        stop=stop_after_attempt(attempts),
-        wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
-        reraise=True,
-        before_sleep=lambda state: log.warning(
-            "database_retry",
-            attempt=state.attempt_number,
-            error=str(state.outcome.exception()) if state.outcome else None,
-        ),
-    )
 
 
 class Refill(Protocol):

@@ -1,10 +1,11 @@
-"""Retrying the Orchestrator's calls when the database is briefly unavailable or locked.
+"""Retrying database work that met a restart, a lost connection or a busy SQLite lock.
 
-A read is retried on any transient error (:data:`app.orchestrator.commit.TRANSIENT`). A
-write is retried only when SQLite stayed locked past ``busy_timeout`` (``DatabaseBusy``):
-then nothing was written. A connection lost during a write may have lost it before or
-after COMMIT, so that error goes to the caller (the API answers 503 and the client
-retries with its ``Idempotency-Key``).
+:func:`transient_retry` is the one policy (exponential backoff with jitter, logged). The
+Orchestrator's calls use it through two decorators: a read is retried on any transient
+error; a write only when SQLite stayed locked past ``busy_timeout`` (``DatabaseBusy``),
+because then nothing was written. A connection lost during a write may have lost it
+before or after COMMIT, so that error goes to the caller (the API answers 503 and the
+client retries with its ``Idempotency-Key``).
 """
 
 from __future__ import annotations
@@ -13,38 +14,59 @@ import functools
 from collections.abc import Awaitable, Callable
 from typing import ParamSpec, TypeVar
 
-from tenacity import retry_if_exception_type
+import structlog
+from tenacity import (
+    AsyncRetrying,
+    retry_if_exception_type,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
 
-from app.database import DatabaseBusy
-from app.orchestrator.commit import transient_retry
+from app.database import DatabaseBusy, DatabaseUnavailable
+
+log = structlog.get_logger(__name__)
 
 P = ParamSpec("P")
 T = TypeVar("T")
 
-
-def retrying_read(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Retry ``method`` with backoff on a transient database error."""
-
-    @functools.wraps(method)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        async for attempt in transient_retry():
-            with attempt:
-                return await method(*args, **kwargs)
-        raise AssertionError("unreachable: tenacity reraises")
-
-    return wrapper
+#: Transient database trouble: retried (with backoff) before the caller hears of it.
+TRANSIENT: tuple[type[Exception], ...] = (DatabaseUnavailable, DatabaseBusy)
 
 
-def retrying_write(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
-    """Retry ``method`` with backoff while SQLite stays locked by another process."""
+def transient_retry(
+    attempts: int = 5, on: tuple[type[Exception], ...] = TRANSIENT
+) -> AsyncRetrying:
+    """Tenacity policy for database calls that may meet one of the errors ``on``."""
+    return AsyncRetrying(
+        retry=retry_if_exception_type(on),
+        stop=stop_after_attempt(attempts),
+        wait=wait_exponential_jitter(multiplier=0.05, max=2.0),
+        reraise=True,
+        before_sleep=lambda state: log.warning(
+            "database_retry",
+            attempt=state.attempt_number,
+            error=str(state.outcome.exception()) if state.outcome else None,
+        ),
+    )
 
-    @functools.wraps(method)
-    async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
-        retrying = transient_retry()
-        retrying.retry = retry_if_exception_type(DatabaseBusy)
-        async for attempt in retrying:
-            with attempt:
-                return await method(*args, **kwargs)
-        raise AssertionError("unreachable: tenacity reraises")
 
-    return wrapper
+def _retrying(
+    on: tuple[type[Exception], ...],
+) -> Callable[[Callable[P, Awaitable[T]]], Callable[P, Awaitable[T]]]:
+    def decorate(method: Callable[P, Awaitable[T]]) -> Callable[P, Awaitable[T]]:
+        @functools.wraps(method)
+        async def wrapper(*args: P.args, **kwargs: P.kwargs) -> T:
+            async for attempt in transient_retry(on=on):
+                with attempt:
+                    return await method(*args, **kwargs)
+            raise AssertionError("unreachable: tenacity reraises")
+
+        return wrapper
+
+    return decorate
+
+
+#: Retry a read with backoff on any transient database error.
+retrying_read = _retrying(TRANSIENT)
+#: Retry a write with backoff while SQLite stays locked by another process.
+retrying_write = _retrying((DatabaseBusy,))

@@ -40,9 +40,10 @@ from app.database import Database
 from app.database.models import AgentExecution, Request
 from app.database.types import utcnow
 from app.orchestrator.changes import RequestChange, Snapshot, write_changes
-from app.orchestrator.commit import GroupCommitter, transient_retry
+from app.orchestrator.commit import GroupCommitter
 from app.orchestrator.engine import Orchestrator
 from app.orchestrator.queries import extend_leases, select_claimable
+from app.orchestrator.retry import transient_retry
 from app.orchestrator.states import State
 from app.orchestrator.steps import (
     Lease,

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 import asyncpg
 import pytest
 import structlog
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.engine import URL
 
 from app.audit import AuditAccess
@@ -29,7 +29,7 @@ from app.database.models import Request
 from app.orchestrator.engine import Orchestrator
 from app.orchestrator.worker import Worker
 from tests.support.agents import engine_agents, engine_workflows
-from tests.support.checks import assert_ledger_consistent, succeeded_per_step
+from tests.support.checks import active_requests, assert_ledger_consistent, succeeded_per_step
 
 pytestmark = pytest.mark.slow
 
@@ -150,12 +150,7 @@ async def wait_until_terminal(database: Database, seconds: float) -> None:
     active = -1
     while time.monotonic() < deadline:
         try:
-            async with database.read_session() as session:
-                active = (
-                    await session.execute(
-                        select(func.count()).where(Request.state.in_(("pending", "running")))
-                    )
-                ).scalar_one()
+            active = await active_requests(database)
         except DatabaseUnavailable:
             active = -1
         if active == 0:

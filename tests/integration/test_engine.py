@@ -18,7 +18,12 @@ from app.orchestrator.views import RequestView
 from app.orchestrator.worker import Worker
 from app.orchestrator.workflows import RetryPolicy, Step, Workflow, WorkflowRegistry
 from tests.support.agents import EnginePayload, engine_agents, engine_workflows
-from tests.support.checks import assert_ledger_consistent, event_types, executions
+from tests.support.checks import (
+    assert_ledger_consistent,
+    drive_until_settled,
+    event_types,
+    executions,
+)
 
 SETTINGS = Settings(poll_seconds=0.02, lease_seconds=5, heartbeat_seconds=1)
 
@@ -37,21 +42,12 @@ def run(orchestrator: Orchestrator) -> Run:
     """Run a worker until nothing is left to claim (waiting out retry backoffs)."""
 
     async def go(concurrency: int = 4) -> None:
-        for _ in range(200):
-            worker = Worker(
+        await drive_until_settled(
+            lambda: Worker(
                 orchestrator, engine_agents(), settings=SETTINGS, concurrency=concurrency
-            )
-            await asyncio.wait_for(worker.run(until_idle=True), timeout=60)
-            async with orchestrator.database.read_session() as session:
-                active = (
-                    await session.execute(
-                        select(func.count()).where(Request.state.in_(("pending", "running")))
-                    )
-                ).scalar_one()
-            if not active:
-                return
-            await asyncio.sleep(0.05)  # a retry is waiting out its backoff
-        raise AssertionError("requests still active after 200 worker passes")
+            ),
+            orchestrator.database,
+        )
 
     return go
 

@@ -13,7 +13,6 @@ Word error rate threshold: one sentence may reach :data:`MAX_WER` = 0.5. The com
 
 from __future__ import annotations
 
-import asyncio
 import json
 import re
 import shutil
@@ -36,12 +35,11 @@ from app.database.models import (
     AuditLog,
     DataDelivery,
     Recording,
-    Request,
 )
 from app.logging import configure_logging
 from app.orchestrator.views import RequestView
 from app.orchestrator.worker import Worker
-from tests.support.checks import assert_ledger_consistent, event_types
+from tests.support.checks import assert_ledger_consistent, drive_until_settled, event_types
 from tests.support.deliveries import (
     WORDS,
     patient_ids,
@@ -75,26 +73,18 @@ class Flow:
         return await self.services.orchestrator.submit(kind, payload, "svc-e2e")
 
     async def drive(self) -> None:
-        """Run a worker until no request is pending or running (waiting out backoffs)."""
-        for _ in range(100):
-            worker = Worker(
+        """Run workers until no request is pending or running."""
+        await drive_until_settled(
+            lambda: Worker(
                 self.services.orchestrator,
                 self.services.agents,
                 settings=self.settings,
                 concurrency=4,
                 warehouse=self.services.warehouse,
-            )
-            await asyncio.wait_for(worker.run(until_idle=True), timeout=120)
-            async with self.database.read_session() as session:
-                active = (
-                    await session.execute(
-                        select(func.count()).where(Request.state.in_(("pending", "running")))
-                    )
-                ).scalar_one()
-            if not active:
-                return
-            await asyncio.sleep(0.05)
-        raise AssertionError("requests still active after 100 worker passes")
+            ),
+            self.database,
+            passes=100,
+        )
 
     async def get(self, request_id: uuid.UUID) -> RequestView:
         """The request as it is now."""

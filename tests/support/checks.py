@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import asyncio
 import uuid
 from collections import Counter, defaultdict
+from collections.abc import Callable
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 
 from app.audit.verify import verify_database
 from app.database import Database
 from app.database.models import AgentExecution, AuditLog, Request, StateTransition
+from app.orchestrator.worker import Worker
 
 
 async def assert_ledger_consistent(database: Database) -> None:
@@ -82,3 +85,22 @@ async def event_types(database: Database, request_id: uuid.UUID) -> list[str]:
                 )
             ).scalars()
         )
+
+
+async def active_requests(database: Database) -> int:
+    """How many requests are still pending or running."""
+    async with database.read_session() as session:
+        query = select(func.count()).where(Request.state.in_(("pending", "running")))
+        return int((await session.execute(query)).scalar_one())
+
+
+async def drive_until_settled(
+    make_worker: Callable[[], Worker], database: Database, passes: int = 200
+) -> None:
+    """Run fresh workers until idle, until no request is active (waiting out backoffs)."""
+    for _ in range(passes):
+        await asyncio.wait_for(make_worker().run(until_idle=True), timeout=120)
+        if not await active_requests(database):
+            return
+        await asyncio.sleep(0.05)  # a retry is waiting out its backoff
+    raise AssertionError(f"requests still active after {passes} worker passes")

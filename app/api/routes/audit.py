@@ -26,7 +26,7 @@ from app.api.schemas import (
 )
 from app.api.streaming import stream_export
 from app.audit import AuditAccess, AuditFilter, AuditRecord, InvalidFilter, render
-from app.audit.checkpoint import hmac_key_from_env
+from app.audit.checkpoint import configured_hmac_key
 from app.audit.query import MAX_PAGE
 from app.orchestrator.exceptions import NotFound
 
@@ -147,7 +147,7 @@ async def audit_verify(
     report = await AuditAccess(services.database, principal.name).verify(
         body.request_id,
         body.checkpoint.lower() if body.checkpoint else None,
-        hmac_key=hmac_key_from_env(),
+        hmac_key=configured_hmac_key(),
     )
     return VerifyReport(
         ok=report.ok,
@@ -163,7 +163,7 @@ async def audit_checkpoint(
     principal: AuditorDep, services: ServicesDep, body: CheckpointBody | None = None
 ) -> CheckpointPublic:
     """Record a digest over every chain head; keep the digest outside the database."""
-    key = hmac_key_from_env() if (body is None or body.sign) else None
+    key = configured_hmac_key() if (body is None or body.sign) else None
     made = await AuditAccess(services.database, principal.name).checkpoint(key)
     return CheckpointPublic(
         digest=made.digest,
