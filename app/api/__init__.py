@@ -6,7 +6,7 @@ roles decide what they may do (:mod:`app.api.auth`); errors are RFC 9457 problem
 """
 
 from app.api.app import create_app
-from app.api.keys import ClientInfo, NewClient, Role, create_client, list_clients, revoke_client
+from app.auth.keys import ClientInfo, NewClient, Role, create_client, list_clients, revoke_client
 
 __all__ = [
     "ClientInfo",

@@ -11,7 +11,6 @@ record cannot be written the call fails with 503: a refusal is never left unreco
 from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from typing import Annotated, NoReturn
 
 import structlog
@@ -19,16 +18,14 @@ from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.deps import services_of
-from app.api.keys import Role, check_key
 from app.api.problems import ApiError
-from app.audit.events import AccessDenied, AuditAccessed, AuditEvent
-from app.audit.system import SystemEntry, append_system
-from app.database.types import utcnow
+from app.audit.denials import Denial
+from app.audit.denials import record_denial as record_denial_event
+from app.auth import Principal, Role, check_key
 
 log = structlog.get_logger(__name__)
 
 ANONYMOUS = "anonymous"
-_MAX_PATH = 512
 
 #: Audit routes, by path template → the ``audit_accessed`` action a refusal is recorded as.
 AUDIT_ACTIONS: dict[str, str] = {
@@ -43,19 +40,6 @@ _bearer = HTTPBearer(
     bearerFormat="lf_<prefix>_<secret>",
     description="An API key made by `ledgerflow clients create NAME --role ROLE`.",
 )
-
-
-@dataclass(frozen=True)
-class Principal:
-    """An authenticated caller."""
-
-    name: str
-    role: Role
-    key_prefix: str
-
-    def has(self, *roles: Role) -> bool:
-        """True when the caller is one of ``roles`` or an admin."""
-        return self.role == Role.ADMIN or self.role in roles
 
 
 def route_template(request: Request) -> str:
@@ -75,31 +59,19 @@ async def record_denial(
     prefix: str | None,
 ) -> None:
     """Append the refusal to the system chain (one transaction)."""
-    services = services_of(request)
     route = route_template(request)
-    events: list[AuditEvent] = [
-        AccessDenied(
-            method=request.method,
-            route=route,
-            path=request.url.path[:_MAX_PATH],
-            status=status,
-            reason=reason,
-            role=role.value if role else None,
-            key_prefix=prefix,
-        )
-    ]
-    action = AUDIT_ACTIONS.get(route)
-    if action is not None:
-        events.append(
-            AuditAccessed(
-                action=action,
-                filters={"route": route, "path": request.url.path[:_MAX_PATH]},
-                row_count=0,
-                denied=True,
-            )
-        )
-    async with services.database.session() as session:
-        await append_system(session, [SystemEntry(e, actor=actor) for e in events], utcnow())
+    denial = Denial(
+        actor=actor,
+        method=request.method,
+        route=route,
+        path=request.url.path,
+        status=status,
+        reason=reason,
+        role=role.value if role else None,
+        key_prefix=prefix,
+        audit_action=AUDIT_ACTIONS.get(route),
+    )
+    await record_denial_event(services_of(request).database, denial)
     log.warning(
         "access_denied", actor=actor, route=route, method=request.method, status=status, why=reason
     )
@@ -175,5 +147,5 @@ AuditorDep = Annotated[Principal, Depends(allow(Role.AUDITOR))]
 
 async def require_owner(request: Request, principal: Principal, submitted_by: str) -> None:
     """Submitters may only touch their own requests; refuse (recorded 403) otherwise."""
-    if principal.role == Role.SUBMITTER and submitted_by != principal.name:
+    if not principal.owns(submitted_by):
         await deny(request, 403, "the request belongs to another submitter", principal=principal)

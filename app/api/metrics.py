@@ -4,8 +4,8 @@ In-process (cumulative, per process): ``ledgerflow_http_requests_total`` and
 ``ledgerflow_http_request_duration_seconds``. From the database at scrape time (cached for
 ``METRICS_CACHE_SECONDS`` so frequent scrapes cost one set of queries): requests by state,
 queue depth, and over the last ``METRICS_WINDOW_SECONDS`` step attempts and durations by
-agent, retries and lease recoveries. Every query is served by an index: ``requests`` by
-``ix_requests_state_created_at``, ``agent_executions`` by
+agent, retries and lease recoveries. The request figures come from
+:mod:`app.orchestrator.stats` (the console's overview reads the same); ``agent_executions`` by
 ``ix_agent_executions_agent_id_started_at``, ``audit_logs`` by
 ``ix_audit_logs_event_type_occurred_at``.
 """
@@ -23,9 +23,10 @@ from prometheus_client.registry import Collector
 from sqlalchemy import func, select
 
 from app.database import Database
-from app.database.models import AgentExecution, AuditLog, Request
+from app.database.models import AgentExecution, AuditLog
 from app.database.types import utcnow
 from app.orchestrator.states import State
+from app.orchestrator.stats import count_requests, queue_depth
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 
@@ -51,19 +52,9 @@ async def read_workload(database: Database, agent_ids: Sequence[str], window: in
     since = now - timedelta(seconds=window)
     out = Workload()
     async with database.read_session() as session:
-        for state, count in await session.execute(
-            select(Request.state, func.count()).group_by(Request.state)
-        ):
-            out.by_state[str(state)] = int(count)
-        out.queue_depth = int(
-            (
-                await session.execute(
-                    select(func.count())
-                    .select_from(Request)
-                    .where(Request.state == State.PENDING, Request.not_before <= now)
-                )
-            ).scalar_one()
-        )
+        for row in await count_requests(session):
+            out.by_state[row.state] = out.by_state.get(row.state, 0) + row.count
+        out.queue_depth = await queue_depth(session, now)
         recent = (AgentExecution.agent_id.in_(agent_ids), AgentExecution.started_at >= since)
         for agent_id, status, count in await session.execute(
             select(AgentExecution.agent_id, AgentExecution.status, func.count())

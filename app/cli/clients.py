@@ -35,7 +35,7 @@ def clients_create(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Create a client and print its API key (the only time it is shown)."""
-    from app.api.keys import NewClient, create_client
+    from app.auth.keys import NewClient, create_client
 
     made: NewClient = _run(_database(database_url), lambda db: create_client(db, name, role))
     if as_json:
@@ -64,7 +64,7 @@ def clients_list(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """List clients: name, role, key prefix, created, last used, revoked."""
-    from app.api.keys import list_clients
+    from app.auth.keys import list_clients
 
     clients = _run(_database(database_url), lambda db: list_clients(db, include_revoked=not active))
     if as_json:
@@ -102,7 +102,7 @@ def clients_revoke(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Revoke a client's key at once (its next call gets 401)."""
-    from app.api.keys import revoke_client
+    from app.auth.keys import revoke_client
 
     revoked = _run(_database(database_url), lambda db: revoke_client(db, name))
     console.print(

@@ -434,6 +434,24 @@ class Orchestrator:
             query = query.where(Escalation.status == status)
         return await self._views(query, EscalationView)
 
+    @retrying_read
+    async def approval(self, approval_id: uuid.UUID) -> ApprovalView:
+        """One approval gate (``NotFound`` if there is none with this id)."""
+        async with self.database.read_session() as session:
+            row = await session.get(Approval, approval_id)
+            if row is None:
+                raise NotFound(f"no approval {approval_id}")
+            return ApprovalView.model_validate(row)
+
+    @retrying_read
+    async def escalation(self, escalation_id: uuid.UUID) -> EscalationView:
+        """One escalation (``NotFound`` if there is none with this id)."""
+        async with self.database.read_session() as session:
+            row = await session.get(Escalation, escalation_id)
+            if row is None:
+                raise NotFound(f"no escalation {escalation_id}")
+            return EscalationView.model_validate(row)
+
     async def _views(self, query: Any, view: type[ViewT]) -> builtins.list[ViewT]:
         async with self.database.read_session() as session:
             return [view.model_validate(row) for row in (await session.execute(query)).scalars()]

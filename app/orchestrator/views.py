@@ -86,6 +86,7 @@ class EscalationView(_View):
     status: str
     opened_at: datetime
     resolved_by: str | None
+    resolved_at: datetime | None = None
     resolution: str | None
     note: str | None
 

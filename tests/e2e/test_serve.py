@@ -5,97 +5,18 @@ from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
-import httpx
 import pytest
 
 from app.agents.research import sample_research_payloads
+from tests.support.serve import ROOT, Server, free_port
+from tests.support.serve import run_cli as _run
+from tests.support.serve import wait_for as _wait_for
 
-ROOT = Path(__file__).resolve().parents[2]
 pytestmark = pytest.mark.slow
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
-def _run(args: list[str], env: dict[str, str]) -> str:
-    done = subprocess.run(
-        args, env=env, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False
-    )
-    assert done.returncode == 0, (args, done.stdout, done.stderr)
-    return done.stdout
-
-
-def _wait_for(check: Callable[[], Any], what: str, timeout: float = 90.0) -> Any:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        value = check()
-        if value:
-            return value
-        time.sleep(0.2)
-    raise AssertionError(f"timed out waiting for {what}")
-
-
-class Server:
-    """One ``ledgerflow serve`` process, always stopped by the end of the test."""
-
-    def __init__(self, env: dict[str, str], port: int, log: Path) -> None:
-        self.env, self.port, self.log = env, port, log
-        self.proc: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> httpx.Client:
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "app.cli",
-                    "serve",
-                    "--port",
-                    str(self.port),
-                    "--concurrency",
-                    "2",
-                ],
-                env=self.env,
-                cwd=ROOT,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        base = f"http://127.0.0.1:{self.port}"
-
-        def ready() -> bool:
-            assert self.proc is not None and self.proc.poll() is None, self.log.read_text()
-            try:
-                return httpx.get(f"{base}/readyz", timeout=5).status_code == 200
-            except httpx.TransportError:
-                return False
-
-        _wait_for(ready, "the server to be ready", timeout=60)
-        return httpx.Client(base_url=base, timeout=10)
-
-    def terminate(self) -> int:
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        code = self.proc.wait(timeout=30)
-        # A clean stop runs the app's lifespan shutdown: no cancelled task's traceback.
-        assert "Traceback" not in self.log.read_text(), self.log.read_text()[-3000:]
-        return code
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.poll() is None:
-            self.proc.kill()
-            self.proc.wait()
 
 
 @pytest.fixture
@@ -111,7 +32,7 @@ def server(tmp_path: Path) -> Iterator[tuple[Server, dict[str, str]]]:
     }
     _run([sys.executable, "-m", "app.cli", "db", "init"], env)
     _run([sys.executable, "scripts/seed_db.py", "--patients", "300"], env)
-    proc = Server(env, _free_port(), tmp_path / "serve.log")
+    proc = Server(env, free_port(), tmp_path / "serve.log")
     try:
         yield proc, env
     finally:

@@ -24,10 +24,10 @@ from app.api.schemas import (
     VerifyBody,
     VerifyReport,
 )
-from app.api.streaming import stream_export
 from app.audit import AuditAccess, AuditFilter, AuditRecord, InvalidFilter, render
 from app.audit.checkpoint import configured_hmac_key
 from app.audit.query import MAX_PAGE
+from app.audit.streaming import stream_export
 from app.orchestrator.exceptions import NotFound
 
 router = APIRouter(prefix="/v1", tags=["audit"], responses=ERROR_RESPONSES)

@@ -10,7 +10,6 @@ from fastapi import APIRouter, Body, Header, Query, Request, Response
 
 from app.api.auth import ReaderDep, SubmitterDep, deny, require_owner
 from app.api.deps import ServicesDep
-from app.api.keys import Role
 from app.api.problems import ERROR_RESPONSES, ApiError
 from app.api.schemas import (
     CancelBody,
@@ -19,6 +18,7 @@ from app.api.schemas import (
     RequestPublic,
     RequestsPage,
 )
+from app.auth.keys import Role
 from app.database.types import utcnow
 from app.orchestrator.states import State
 from app.orchestrator.views import RequestView

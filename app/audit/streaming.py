@@ -1,4 +1,4 @@
-"""Streaming an audit export over HTTP in constant memory, with backpressure.
+"""Streaming an audit export to a web response in constant memory, with backpressure.
 
 :meth:`app.audit.AuditAccess.export` writes text to a file object as it reads rows. Here it
 runs in a thread with its own event loop and its own connection pool, writing into a
@@ -18,7 +18,8 @@ from collections.abc import AsyncIterator
 import structlog
 from sqlalchemy.engine import URL
 
-from app.audit import AuditAccess, AuditFilter
+from app.audit.access import AuditAccess
+from app.audit.query import AuditFilter
 from app.config import Settings
 from app.database import Database
 
