@@ -12,6 +12,7 @@ from app.database import Database
 from app.orchestrator.catalog import default_workflows
 from app.orchestrator.engine import Orchestrator
 from app.orchestrator.workflows import WorkflowRegistry
+from app.results import Deliveries, Recordings
 
 
 def default_agents(settings: Settings) -> AgentRegistry:
@@ -32,6 +33,9 @@ class Services:
     warehouse: Database
     agents: AgentRegistry
     orchestrator: Orchestrator
+    #: Recordings and transcripts, and research deliveries, for the API, CLI and console.
+    recordings: Recordings
+    deliveries: Deliveries
 
     async def close(self) -> None:
         """Dispose of the connection pools."""
@@ -58,4 +62,12 @@ def build_services(
     orchestrator = Orchestrator(
         database, workflows, max_queued_requests=settings.max_queued_requests
     )
-    return Services(settings, database, warehouse, agents, orchestrator)
+    return Services(
+        settings,
+        database,
+        warehouse,
+        agents,
+        orchestrator,
+        Recordings(database, settings),
+        Deliveries(database, settings),
+    )

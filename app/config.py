@@ -71,6 +71,8 @@ class Settings(BaseSettings):
     audio_max_seconds: float = 600.0
     audio_min_seconds: float = 0.5
     transcript_min_confidence: float = 0.40
+    #: Longest corrected transcript a clinician may save (characters).
+    transcript_max_chars: int = Field(default=100_000, ge=1)
 
     # secrets (never logged, never in the database)
     #: Mixed into the HMAC of research pseudonyms (``person_id``): without it, anyone who

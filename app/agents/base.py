@@ -49,6 +49,7 @@ DOMAIN_TABLES = frozenset(
         "feasibility_reports",
         "data_deliveries",
         "recordings",
+        "transcript_versions",
     }
 )
 

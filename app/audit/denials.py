@@ -8,6 +8,7 @@ a refusal is never left unrecorded.
 
 from __future__ import annotations
 
+import uuid
 from dataclasses import dataclass
 
 from app.audit.events import AccessDenied, AuditAccessed, AuditEvent
@@ -33,6 +34,8 @@ class Denial:
     key_prefix: str | None = None
     #: The audit-trail action refused (``query``, ``trail``, ...), when it was one.
     audit_action: str | None = None
+    #: The request reached for, when it exists (puts the attempt on that request's trail).
+    request_id: uuid.UUID | None = None
 
 
 async def record_denial(database: Database, denial: Denial) -> None:
@@ -59,4 +62,5 @@ async def record_denial(database: Database, denial: Denial) -> None:
             )
         )
     async with database.session() as session:
-        await append_system(session, [SystemEntry(e, actor=denial.actor) for e in events], utcnow())
+        entries = [SystemEntry(e, actor=denial.actor, request_id=denial.request_id) for e in events]
+        await append_system(session, entries, utcnow())

@@ -201,14 +201,23 @@ class AuditAccessed(AuditEvent):
 
 
 class AccessDenied(AuditEvent):
-    """The HTTP API refused a call (401 or 403); the row's actor is the caller, if known."""
+    """An entry point refused a call (HTTP 401, 403 or 404; the CLI or console alike);
+    the row's actor is the caller, if known."""
 
     event_type: Literal["access_denied"] = "access_denied"
     severity: ClassVar[Severity] = "warning"
-    method: str = Field(description="HTTP method of the refused call")
-    route: str = Field(description="the route's path template, e.g. `/v1/requests/{request_id}`")
+    method: str = Field(
+        description="HTTP method of the refused call (`CLI` or `CALL` outside HTTP)"
+    )
+    route: str = Field(
+        description="the route's path template, e.g. `/v1/requests/{request_id}` (or the "
+        "command or function called)"
+    )
     path: str = Field(description="the path called (identifiers only; no query string)")
-    status: int = Field(description="`401` (no valid key) or `403` (key valid, role refused)")
+    status: int = Field(
+        description="`401` (no valid key), `403` (key valid, role refused) or `404` (someone "
+        "else's request or recording: answered as if it did not exist)"
+    )
     reason: str = Field(description="why the call was refused, e.g. `unknown key`")
     role: str | None = Field(default=None, description="the caller's role, when the key was valid")
     key_prefix: str | None = Field(
@@ -249,6 +258,76 @@ class DataPurged(AuditEvent):
     )
 
 
+class PhiAccessed(AuditEvent):
+    """Somebody read clinical content: a transcript's text or a recording's audio.
+
+    The row's ``actor`` is who read it; the text or audio itself is never recorded.
+    """
+
+    event_type: Literal["phi_accessed"] = "phi_accessed"
+    recording_id: str = Field(description="id of the `recordings` row read")
+    resource: Literal["transcript", "audio"] = Field(
+        description="`transcript` (its text) or `audio` (the recording's bytes)"
+    )
+    version: int | None = Field(default=None, description="the transcript version read")
+    byte_range: str | None = Field(
+        default=None, description="audio bytes sent, `first-last/size` (HTTP Range)"
+    )
+    channel: str = Field(description="how it was read: `http`, `cli`, `console` or `python`")
+
+
+class TranscriptCorrected(AuditEvent):
+    """A clinician saved a corrected transcript as a new version (the old one is kept)."""
+
+    event_type: Literal["transcript_corrected"] = "transcript_corrected"
+    recording_id: str = Field(description="id of the `recordings` row corrected")
+    version: int = Field(description="the new version's number")
+    previous_version: int = Field(description="the version it replaces as current")
+    old_digest: str = Field(description="SHA-256 of the previous version's text")
+    new_digest: str = Field(description="SHA-256 of the new version's text")
+    channel: str = Field(description="how it was saved: `http`, `cli`, `console` or `python`")
+
+
+class DataAccessed(AuditEvent):
+    """Somebody downloaded a file of a research delivery."""
+
+    event_type: Literal["data_accessed"] = "data_accessed"
+    file: str = Field(description="the delivery file's name (e.g. `conditions.csv`)")
+    sha256: str = Field(description="the file's SHA-256 as the manifest records it")
+    bytes_sent: int = Field(description="bytes sent (less than the file for a range)")
+    byte_range: str | None = Field(default=None, description="`first-last/size` for a range")
+    channel: str = Field(description="how it was read: `http`, `cli`, `console` or `python`")
+
+
+class CallbackSent(AuditEvent):
+    """A webhook receiver accepted a callback (2xx)."""
+
+    event_type: Literal["callback_sent"] = "callback_sent"
+    callback_id: int = Field(description="id of the `callback_outbox` row")
+    state: str = Field(description="the request state the callback announced")
+    host: str = Field(description="the receiver's host (never the full URL)")
+    status: int = Field(description="the receiver's HTTP status")
+    attempt: int = Field(description="delivery attempt number (1 for the first)")
+
+
+class CallbackFailed(AuditEvent):
+    """A webhook delivery attempt failed; ``final`` when no attempt is left."""
+
+    event_type: Literal["callback_failed"] = "callback_failed"
+    severity: ClassVar[Severity] = "warning"
+    callback_id: int = Field(description="id of the `callback_outbox` row")
+    state: str = Field(description="the request state the callback announced")
+    host: str = Field(description="the receiver's host (never the full URL)")
+    status: int | None = Field(
+        default=None, description="the receiver's HTTP status (`null`: no answer)"
+    )
+    error_type: str | None = Field(
+        default=None, description="`timeout`, `connect_error`, … when there was no answer"
+    )
+    attempt: int = Field(description="delivery attempt number (1 for the first)")
+    final: bool = Field(description="true when ledgerflow gave up (no retry follows)")
+
+
 AnyEvent = Annotated[
     RequestSubmitted
     | StateChanged
@@ -270,7 +349,12 @@ AnyEvent = Annotated[
     | AccessDenied
     | LegalHoldPlaced
     | LegalHoldReleased
-    | DataPurged,
+    | DataPurged
+    | PhiAccessed
+    | TranscriptCorrected
+    | DataAccessed
+    | CallbackSent
+    | CallbackFailed,
     Field(discriminator="event_type"),
 ]
 

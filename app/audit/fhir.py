@@ -54,6 +54,11 @@ _ACTION_BY_EVENT = {
     "stale_result_discarded": "E",
     "data_purged": "D",
     "access_denied": "E",
+    "phi_accessed": "R",
+    "data_accessed": "R",
+    "transcript_corrected": "U",
+    "callback_sent": "E",
+    "callback_failed": "E",
 }
 _ACTION_BY_ACCESS = {"checkpoint": "C", "verify": "E"}
 #: Event fields that explain a failure, in order of preference, for ``outcomeDesc``.

@@ -16,12 +16,13 @@ from app.auth.keys import (
     list_clients,
     revoke_client,
 )
-from app.auth.principal import Principal
+from app.auth.principal import Origin, Principal
 
 __all__ = [
     "ClientInfo",
     "KeyCheck",
     "NewClient",
+    "Origin",
     "Principal",
     "Role",
     "check_key",

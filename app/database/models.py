@@ -380,7 +380,13 @@ class DataDelivery(Base):
 
 
 class Recording(Base):
-    """A dictated recording and what became of it (transcript, verification)."""
+    """A dictated recording and what became of it (transcript, verification).
+
+    Its ``id`` is its transcription request's id (one id to carry from upload to reading).
+    ``transcript`` is the current text, a copy of the newest ``transcript_versions`` row
+    (``transcript_version``); every version, the recogniser's first among them, is kept
+    there, so a correction is one guarded UPDATE here plus one INSERT there.
+    """
 
     __tablename__ = "recordings"
 
@@ -397,6 +403,8 @@ class Recording(Base):
     error_message: Mapped[str | None] = mapped_column(Text)
     retry_count: Mapped[int] = mapped_column(Integer, default=0)
     transcript: Mapped[str | None] = mapped_column(Text)
+    #: The current transcript's version (0: no transcript yet; 1: the recogniser's).
+    transcript_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     verification_results: Mapped[JSONDict | None]
     uploaded_at: Mapped[datetime] = mapped_column(default=utcnow)
     processed_at: Mapped[datetime | None]
@@ -404,6 +412,9 @@ class Recording(Base):
     audio_purged_at: Mapped[datetime | None]
 
     __table_args__ = (
+        # The recordings list's keyset order, unfiltered and by status.
+        Index("ix_recordings_uploaded_at_id", "uploaded_at", "id"),
+        Index("ix_recordings_status_uploaded_at", "status", "uploaded_at"),
         # Retention looks only at recordings whose audio is still on disk.
         Index(
             "ix_recordings_audio_retained",
@@ -412,6 +423,31 @@ class Recording(Base):
             sqlite_where=text("audio_purged_at IS NULL"),
         ),
     )
+
+
+class TranscriptVersion(Base):
+    """One version of a recording's transcript: the recogniser's (1), then each correction.
+
+    Rows are only ever added; retention may later clear ``text`` (the digest stays).
+    """
+
+    __tablename__ = "transcript_versions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    recording_id: Mapped[uuid.UUID] = mapped_column(
+        ForeignKey("recordings.id", ondelete="RESTRICT")
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    #: The text; null once retention purged the request's payload bodies.
+    text: Mapped[str | None] = mapped_column(Text)
+    #: SHA-256 of the text (UTF-8).
+    digest: Mapped[str] = mapped_column(String(64))
+    #: ``asr`` (the recogniser) or ``clinician`` (a correction).
+    source: Mapped[str] = mapped_column(String(16))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    __table_args__ = (UniqueConstraint("recording_id", "version"),)
 
 
 # --------------------------------------------------------------------------- warehouse

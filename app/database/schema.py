@@ -105,6 +105,7 @@ def _drop_all(connection: Connection) -> None:
         connection.execute(
             text("DROP FUNCTION IF EXISTS audit_checkpoints_refuse_change() CASCADE")
         )
+        connection.execute(text("DROP FUNCTION IF EXISTS transcript_versions_guard() CASCADE"))
     for metadata in ALL_METADATA:
         metadata.drop_all(connection)
     connection.execute(text("DROP TABLE IF EXISTS alembic_version"))

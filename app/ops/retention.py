@@ -5,7 +5,8 @@ failed or cancelled) for longer than the category's age (``0`` days: never):
 
 * ``payload`` (``RETENTION_PAYLOAD_DAYS``) — ``requests.payload`` becomes ``{}``,
   ``requests.result`` and every ``agent_executions.output`` become null, and a
-  transcription's ``recordings.transcript`` is cleared;
+  transcription's ``recordings.transcript`` and the text of every one of its
+  ``transcript_versions`` are cleared (their digests stay);
 * ``audio`` (``RETENTION_AUDIO_DAYS``) — the recording's file under ``AUDIO_DIR``;
 * ``delivery`` (``RETENTION_DELIVERY_DAYS``) — the request's folder under ``DELIVERY_DIR``.
 
@@ -40,7 +41,14 @@ from app.audit.events import DataPurged, LegalHoldPlaced, LegalHoldReleased
 from app.audit.system import SystemEntry, append_system
 from app.config import Settings, get_settings
 from app.database import Database
-from app.database.models import AgentExecution, AuditLog, DataDelivery, Recording, Request
+from app.database.models import (
+    AgentExecution,
+    AuditLog,
+    DataDelivery,
+    Recording,
+    Request,
+    TranscriptVersion,
+)
 from app.database.types import utcnow
 from app.ops.exceptions import OpsError, RetentionRefused
 from app.orchestrator.states import TERMINAL
@@ -331,6 +339,15 @@ async def _clear_payloads(
     )
     await session.execute(
         update(Recording).where(Recording.request_id.in_(ids)).values(transcript=None)
+    )
+    await session.execute(
+        update(TranscriptVersion)
+        .where(
+            TranscriptVersion.recording_id.in_(
+                select(Recording.id).where(Recording.request_id.in_(ids))
+            )
+        )
+        .values(text=None)
     )
     entries = [
         SystemEntry(

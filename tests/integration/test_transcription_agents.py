@@ -102,8 +102,9 @@ class Steps:
     @property
     def transcript(self) -> str:
         """The text the transcribe step wrote to ``recordings``."""
-        (write,) = self.results["transcribe"].writes
+        version, write = self.results["transcribe"].writes
         text = write.values["transcript"]
+        assert version.values["text"] == text
         assert isinstance(text, str)
         return text
 
@@ -158,11 +159,17 @@ async def test_transcribe_output_holds_numbers_and_digests_but_no_words(
     assert re.findall(r"[a-z]+", rest) == []  # numbers only: no word can hide in there
     assert result.review is None
 
-    (write,) = result.writes
+    version, write = result.writes
     assert write.table == "recordings"
     assert write.match == {"request_id": steps.request_id}
     assert write.values["status"] == "transcribed"
+    assert write.values["transcript_version"] == 1
     assert write.values["processed_at"] is not None
+    # The recogniser's text is kept as version 1, never to be overwritten.
+    assert (version.table, version.match) == ("transcript_versions", None)
+    assert version.values["recording_id"] == steps.request_id
+    assert (version.values["version"], version.values["source"]) == (1, "asr")
+    assert version.values["digest"] == output["transcript_sha256"]
 
 
 async def test_noisy_recording_asks_a_clinician_to_review(settings: Settings) -> None:

@@ -29,11 +29,15 @@ from app.audit.events import (
     ApprovalRequested,
     AuditAccessed,
     AuditEvent,
+    CallbackFailed,
+    CallbackSent,
+    DataAccessed,
     DataPurged,
     EscalationOpened,
     EscalationResolved,
     LegalHoldPlaced,
     LegalHoldReleased,
+    PhiAccessed,
     RequestCancelled,
     RequestCompleted,
     RequestFailed,
@@ -41,6 +45,7 @@ from app.audit.events import (
     StaleResultDiscarded,
     StateChanged,
     StepRecovered,
+    TranscriptCorrected,
 )
 from app.audit.exceptions import BadExportFile, InvalidFilter
 from app.audit.export import read_csv, read_jsonl, render, write_export
@@ -102,6 +107,27 @@ SAMPLES: list[AuditEvent] = [
         files_deleted=1,
         bytes_deleted=2048,
         sha256=DIGEST,
+    ),
+    PhiAccessed(
+        recording_id=str(uuid.uuid4()), resource="audio", byte_range="0-99/2048", channel="http"
+    ),
+    TranscriptCorrected(
+        recording_id=str(uuid.uuid4()),
+        version=2,
+        previous_version=1,
+        old_digest=DIGEST,
+        new_digest=DIGEST,
+        channel="console",
+    ),
+    DataAccessed(file="conditions.csv", sha256=DIGEST, bytes_sent=120, channel="cli"),
+    CallbackSent(callback_id=7, state="completed", host="hooks.example.org", status=204, attempt=1),
+    CallbackFailed(
+        callback_id=7,
+        state="completed",
+        host="hooks.example.org",
+        error_type="timeout",
+        attempt=3,
+        final=False,
     ),
 ]
 

@@ -3,12 +3,13 @@
 Each records its progress on the request's ``recordings`` row (created at submission)
 through :class:`DomainWrite` updates matched on ``request_id``. Step outputs are audited,
 so they carry identifiers, digests and numbers only: the transcript text goes to the
-``recordings`` row and nowhere else.
+``recordings`` row and its first ``transcript_versions`` row, nowhere else.
 """
 
 from __future__ import annotations
 
 import hashlib
+import uuid
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
@@ -152,7 +153,8 @@ class TranscribeRecording(Agent[TranscribeInput, TranscribeOutput]):
     async def run(
         self, context: AgentContext, input: TranscribeInput
     ) -> StepResult[TranscribeOutput]:
-        """Decode the recording; the text goes to ``recordings``, numbers to the output."""
+        """Decode the recording; the text goes to ``recordings`` and, as version 1, to
+        ``transcript_versions``; numbers go to the output."""
         validated = input.previous.validated
         try:
             path = resolve_audio_path(input.payload.audio_file_path, context.settings.audio_path)
@@ -181,13 +183,29 @@ class TranscribeRecording(Agent[TranscribeInput, TranscribeOutput]):
             confidence=output.confidence,
             decode_ms=output.decode_ms,
         )
+        now = datetime.now(UTC)
+        first_version = DomainWrite(
+            "transcript_versions",
+            {
+                "id": uuid.uuid4(),
+                # A recording's id is its request's (see transcription_submit_writes).
+                "recording_id": context.request_id,
+                "version": 1,
+                "text": transcript,
+                "digest": output.transcript_sha256,
+                "source": "asr",
+                "created_by": self.agent_id,
+                "created_at": now,
+            },
+        )
         write = _recording(
             context,
             status="transcribed",
             transcript=transcript,
-            processed_at=datetime.now(UTC),
+            transcript_version=1,
+            processed_at=now,
         )
-        return StepResult(output, writes=(write,))
+        return StepResult(output, writes=(first_version, write))
 
 
 class VerifyTranscript(Agent[VerifyInput, Verification]):

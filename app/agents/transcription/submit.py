@@ -13,7 +13,7 @@ from app.agents.transcription.payload import TranscriptionPayload
 def transcription_submit_writes(
     request_id: uuid.UUID, payload: Mapping[str, Any] | TranscriptionPayload
 ) -> tuple[DomainWrite, ...]:
-    """The ``recordings`` row for a new request, status ``uploaded``.
+    """The ``recordings`` row for a new request, status ``uploaded``; its id is the request's.
 
     Call it inside the submit transaction; the steps then update this row by
     ``request_id``. The file is not read here: ``audio_file_size`` is 0 until the
@@ -29,6 +29,7 @@ def transcription_submit_writes(
         DomainWrite(
             "recordings",
             {
+                "id": request_id,
                 "request_id": request_id,
                 "patient_id": parsed.patient_id,
                 "clinician_id": parsed.clinician_id,
