@@ -11,6 +11,7 @@ from app.config import Settings, get_settings
 from app.database import Database
 from app.orchestrator.catalog import default_workflows
 from app.orchestrator.engine import Orchestrator
+from app.orchestrator.retry import transient_retry
 from app.orchestrator.workflows import WorkflowRegistry
 from app.results import Deliveries, Recordings
 
@@ -36,6 +37,20 @@ class Services:
     #: Recordings and transcripts, and research deliveries, for the API, CLI and console.
     recordings: Recordings
     deliveries: Deliveries
+
+    async def check_database(self) -> None:
+        """Refuse to start unless the database answers and is at the head migration.
+
+        What ``serve`` and ``worker`` run before anything else. A transient error (the
+        server is restarting) is retried for a few seconds; a permanent one (no such
+        database, login refused, no tables, behind the head) is raised at once, its message
+        naming the fix. Once started, an outage is ridden out instead (retries, ``/readyz``).
+        """
+        from app.database.schema import require_head  # Alembic: only serve/worker need it
+
+        async for attempt in transient_retry():
+            with attempt:
+                await require_head(self.database)
 
     async def close(self) -> None:
         """Dispose of the connection pools."""

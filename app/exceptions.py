@@ -5,8 +5,9 @@ Tree::
     LedgerflowError
     ├── ConfigurationError              (app.exceptions)
     ├── DatabaseError                   (app.database.exceptions)
-    │   ├── DatabaseUnavailable
-    │   ├── DatabaseReadOnly
+    │   ├── DatabaseUnavailable, DatabaseBusy, DatabaseConflict      (transient)
+    │   ├── DatabaseMissing, DatabaseLoginRefused, DatabasePermissionDenied,
+    │   │   DatabaseReadOnly, SchemaNotReady                          (permanent)
     │   └── IntegrityViolation
     ├── OrchestratorError               (app.orchestrator.exceptions)
     └── AuditError                      (app.audit.exceptions)

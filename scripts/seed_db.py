@@ -35,6 +35,7 @@ from app.bootstrap import build_services
 from app.cli.common import progress_bar
 from app.config import get_settings, parse_database_url
 from app.database import Database, DatabaseError
+from app.database.engine import create_sqlite_file
 from app.exceptions import LedgerflowError
 
 
@@ -130,6 +131,8 @@ async def _seed(url: URL, patients: int, seed: int, force: bool) -> SeedSummary:
     # Only a warehouse outside the orchestrator database is ours to create; the
     # orchestrator's tables belong to the migrations.
     separate = not _same_database(url, settings.database)
+    if separate:
+        create_sqlite_file(url)
     database = Database.from_url(url, settings)
     try:
         with progress_bar("seeding warehouse") as report:

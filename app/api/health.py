@@ -30,6 +30,10 @@ log = structlog.get_logger(__name__)
 #: What ``/readyz`` says for each database error code (anything else: "database error").
 _PUBLIC_REASONS = {
     "database_unavailable": "database unreachable",
+    "database_missing": "database unreachable",
+    "database_login_refused": "database refused the login",
+    "database_permission_denied": "database refused access",
+    "schema_not_ready": "database has no schema: run `ledgerflow db init`",
     "database_read_only": "database is read-only",
     "database_busy": "database is locked by another writer",
 }

@@ -38,6 +38,10 @@ STATUS_BY_CODE: dict[str, int] = {
     "queue_full": 429,
     "database_unavailable": 503,
     "database_busy": 503,
+    "database_conflict": 503,
+    "database_missing": 503,
+    "database_login_refused": 503,
+    "database_permission_denied": 503,
     "database_read_only": 503,
     "schema_not_ready": 503,
 }

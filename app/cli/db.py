@@ -14,6 +14,7 @@ from app.cli.common import database_for as _database
 from app.cli.common import run_with as _run
 from app.database import Database
 from app.database import schema as db_schema
+from app.database.engine import create_sqlite_file
 from app.database.exceptions import describe_url
 from app.ops.backup import BackupResult, RestoreResult, create_backup, restore_backup
 from app.ops.vacuum import VacuumReport, vacuum_database
@@ -50,6 +51,7 @@ def db_init(
     database = _database(database_url)
 
     async def work(db: Database) -> db_schema.SchemaStatus:
+        create_sqlite_file(db.url)
         if drop:
             before = await db_schema.schema_status(db)
             if before.request_count and not force:

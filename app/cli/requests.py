@@ -44,6 +44,7 @@ def worker_command(
     async def go() -> None:
         services = build_services()
         try:
+            await services.check_database()
             worker = Worker(
                 services.orchestrator,
                 services.agents,

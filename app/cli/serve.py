@@ -64,6 +64,11 @@ async def serve(
             yield
 
     services = build_services()
+    try:
+        await services.check_database()
+    except BaseException:
+        await services.close()
+        raise
     settings = services.settings
     host = host or settings.api_host
     port = settings.api_port if port is None else port

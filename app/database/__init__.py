@@ -10,7 +10,11 @@ from app.database.engine import (
 )
 from app.database.exceptions import (
     DatabaseBusy,
+    DatabaseConflict,
     DatabaseError,
+    DatabaseLoginRefused,
+    DatabaseMissing,
+    DatabasePermissionDenied,
     DatabaseReadOnly,
     DatabaseUnavailable,
     IntegrityViolation,
@@ -20,7 +24,11 @@ from app.database.exceptions import (
 __all__ = [
     "Database",
     "DatabaseBusy",
+    "DatabaseConflict",
     "DatabaseError",
+    "DatabaseLoginRefused",
+    "DatabaseMissing",
+    "DatabasePermissionDenied",
     "DatabaseReadOnly",
     "DatabaseUnavailable",
     "IntegrityViolation",

@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sqlite3
+import urllib.parse
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -53,12 +55,68 @@ def _on_sqlite_begin(conn: Any) -> None:
     conn.exec_driver_sql(f"BEGIN {mode}")
 
 
+def _on_sqlite_do_connect(
+    _dialect: Any, _record: Any, cargs: list[Any], cparams: dict[str, Any]
+) -> None:
+    # Open the file read-write but never create it: a command pointed at a path with no
+    # database must say so, not leave an empty file behind. Only create_sqlite_file (run by
+    # `db init`, `db upgrade` and `db restore`) makes a new database file.
+    if not cargs or not isinstance(cargs[0], str) or cparams.get("uri"):
+        return
+    filename = cargs[0]
+    if filename not in ("", ":memory:") and not Path(filename).exists():
+        # Refused here rather than by SQLite: aiosqlite's thread for a connection that
+        # failed to open outlives asyncio.run and prints "Event loop is closed".
+        raise _cannot_open()
+    cargs[0] = _read_write_uri(filename)
+    cparams["uri"] = True
+
+
+def _cannot_open() -> sqlite3.OperationalError:
+    error = sqlite3.OperationalError("unable to open database file")
+    error.sqlite_errorcode = sqlite3.SQLITE_CANTOPEN
+    error.sqlite_errorname = "SQLITE_CANTOPEN"
+    return error
+
+
+def _read_write_uri(filename: str) -> str:
+    if filename in ("", ":memory:") or filename.startswith("file:"):
+        return filename
+    return f"file:{urllib.parse.quote(str(Path(filename).absolute()))}?mode=rw"
+
+
+def sqlite_path(url: URL) -> Path | None:
+    """The file a SQLite URL names (None for PostgreSQL and in-memory databases)."""
+    if not url.drivername.startswith("sqlite") or url.database in (None, "", ":memory:"):
+        return None
+    return Path(str(url.database))
+
+
+def create_sqlite_file(url: URL) -> bool:
+    """Create the SQLite database file ``url`` names, and its folder, if they are missing.
+
+    The one place a database file comes into being (``db init``, ``db upgrade``,
+    ``db restore``); every other connection opens the file read-write without creating it.
+    True when a file was created; always False for PostgreSQL.
+    """
+    path = sqlite_path(url)
+    if path is None or path.exists():
+        return False
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        sqlite3.connect(path).close()
+    except (OSError, sqlite3.Error) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else str(exc)
+        raise ConfigurationError(f"DATABASE_URL: cannot create {path} ({reason})") from exc
+    return True
+
+
 def create_engine(url: URL | str | None = None, settings: Settings | None = None) -> AsyncEngine:
     """Create an async engine for ``url`` (default: ``DATABASE_URL``) with our per-dialect setup.
 
-    SQLite: the parent folder is created, and every connection gets WAL, synchronous=NORMAL,
-    busy_timeout=5000 and foreign_keys=ON. PostgreSQL: asyncpg with a pre-pinged pool sized
-    from settings.
+    SQLite: the file is opened read-write and never created (see :func:`create_sqlite_file`);
+    every connection gets WAL, synchronous=NORMAL, busy_timeout=5000 and foreign_keys=ON.
+    PostgreSQL: asyncpg with a pre-pinged pool sized from settings.
     """
     settings = settings or get_settings()
     if url is None:
@@ -66,15 +124,8 @@ def create_engine(url: URL | str | None = None, settings: Settings | None = None
     elif isinstance(url, str):
         url = parse_database_url(url)
     if url.drivername.startswith("sqlite"):
-        if url.database and url.database != ":memory:":
-            folder = Path(url.database).parent
-            try:
-                folder.mkdir(parents=True, exist_ok=True)
-            except OSError as exc:
-                raise ConfigurationError(
-                    f"DATABASE_URL: cannot create the folder {folder} ({exc.strerror})"
-                ) from exc
         engine = create_async_engine(url, echo=settings.db_echo)
+        event.listen(engine.sync_engine, "do_connect", _on_sqlite_do_connect)
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
         return engine

@@ -3,19 +3,30 @@
 Tree::
 
     DatabaseError
-    ├── DatabaseUnavailable   cannot connect / connection lost
-    ├── DatabaseReadOnly      the file or server refuses writes
-    ├── DatabaseBusy          SQLite stayed locked past busy_timeout
-    ├── SchemaNotReady        tables missing or not at the head migration
-    └── IntegrityViolation    a constraint refused the write
+    ├── DatabaseUnavailable       transient: cannot connect, connection lost, server starting
+    │                             or shutting down, too many connections
+    ├── DatabaseBusy              transient: SQLite stayed locked past busy_timeout
+    ├── DatabaseConflict          transient: deadlock or serialization failure (rolled back)
+    ├── DatabaseMissing           permanent: no such PostgreSQL database, no SQLite file
+    ├── DatabaseLoginRefused      permanent: unknown role or wrong password
+    ├── DatabasePermissionDenied  permanent: the role or the file lacks a privilege
+    ├── DatabaseReadOnly          permanent: the file or server refuses writes
+    ├── SchemaNotReady            permanent: tables missing or not at the head migration
+    └── IntegrityViolation        a constraint refused this one write
+
+A transient error may go away by itself, so callers retry it with backoff
+(``app.orchestrator.retry.TRANSIENT``). A permanent one needs a person: it is never
+retried, and its message says what to do (``DATABASE_URL: ...; run: ledgerflow db init``),
+naming the database by host, port and name or by file, never with its password.
 """
 
 from __future__ import annotations
 
 import contextlib
-import os
 import socket
-from collections.abc import Iterator
+import sqlite3
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine import URL
@@ -30,21 +41,49 @@ class DatabaseError(LedgerflowError):
 
 
 class DatabaseUnavailable(DatabaseError):
-    """The database cannot be reached."""
+    """The database cannot be reached (transient)."""
 
     code = "database_unavailable"
+
+
+class DatabaseBusy(DatabaseError):
+    """The database stayed locked by another writer (transient)."""
+
+    code = "database_busy"
+
+
+class DatabaseConflict(DatabaseError):
+    """A deadlock or serialization failure rolled the transaction back; it may be retried whole.
+
+    PostgreSQL SQLSTATE 40P01 (deadlock_detected) or 40001 (serialization_failure).
+    Nothing of the transaction was written, so retrying it is safe (transient).
+    """
+
+    code = "database_conflict"
+
+
+class DatabaseMissing(DatabaseError):
+    """The database named by DATABASE_URL does not exist; create it or run `ledgerflow db init`."""
+
+    code = "database_missing"
+
+
+class DatabaseLoginRefused(DatabaseError):
+    """The database refused the login; check the user and password in DATABASE_URL."""
+
+    code = "database_login_refused"
+
+
+class DatabasePermissionDenied(DatabaseError):
+    """The database role or file lacks a privilege ledgerflow needs."""
+
+    code = "database_permission_denied"
 
 
 class DatabaseReadOnly(DatabaseError):
     """The database refuses writes."""
 
     code = "database_read_only"
-
-
-class DatabaseBusy(DatabaseError):
-    """The database stayed locked by another writer."""
-
-    code = "database_busy"
 
 
 class SchemaNotReady(DatabaseError):
@@ -60,6 +99,9 @@ class IntegrityViolation(DatabaseError):
 
 
 _UNREACHABLE = (ConnectionError, socket.gaierror, TimeoutError, OSError)
+#: Top-level packages whose exceptions are driver errors (asyncpg's escape SQLAlchemy when
+#: raised outside a DBAPI call, e.g. by a raw connection a tool opened).
+_DRIVER_PACKAGES = frozenset({"asyncpg", "sqlite3", "aiosqlite"})
 
 #: SQLSTATE classes and codes that mean the connection is gone: connection exceptions
 #: (08), and the server shutting down or terminating the backend (57P01-57P03).
@@ -89,8 +131,39 @@ def connection_lost(exc: BaseException | None) -> bool:
         text = str(exc).lower()
         if any(marker in text for marker in _LOST_TEXTS):
             return True
-        exc = getattr(exc, "orig", None) or exc.__cause__
+        exc = _next(exc)
     return False
+
+
+def _next(exc: BaseException) -> BaseException | None:
+    inner = getattr(exc, "orig", None)
+    if isinstance(inner, BaseException) and inner is not exc:
+        return inner
+    return exc.__cause__
+
+
+def _sqlstate(exc: BaseException) -> str | None:
+    """The PostgreSQL SQLSTATE anywhere in ``exc``'s chain (SQLAlchemy, adapter, asyncpg)."""
+    current: BaseException | None = exc
+    while current is not None:
+        code = getattr(current, "sqlstate", None) or getattr(current, "pgcode", None)
+        if isinstance(code, str) and code:
+            return code
+        current = _next(current)
+    return None
+
+
+def _sqlite_code(exc: BaseException) -> str | None:
+    """SQLite's primary result code name (``SQLITE_BUSY``, ``SQLITE_CANTOPEN``...), if any."""
+    current: BaseException | None = exc
+    while current is not None:
+        if isinstance(current, sqlite3.Error):
+            name = getattr(current, "sqlite_errorname", None)
+            if isinstance(name, str):
+                # Extended codes (SQLITE_READONLY_DBMOVED) keep their primary code's prefix.
+                return "_".join(name.split("_")[:2])
+        current = _next(current)
+    return None
 
 
 def describe_url(url: URL) -> str:
@@ -100,41 +173,182 @@ def describe_url(url: URL) -> str:
     return f"{url.host or 'localhost'}:{url.port or 5432}/{url.database or ''}"
 
 
-def translate(exc: BaseException, url: URL) -> DatabaseError:
-    """Map a driver or SQLAlchemy exception to one of ours, with a message saying what to do."""
-    where = describe_url(url)
-    original = getattr(exc, "orig", None) or exc.__cause__ or exc
-    text = (
-        str(original).strip().splitlines()[0] if str(original).strip() else type(original).__name__
-    )
+def _first_line(exc: BaseException) -> str:
+    original = _next(exc) or exc
+    while (deeper := getattr(original, "orig", None)) is not None and deeper is not original:
+        original = deeper
+    text = str(original).strip()
+    return text.splitlines()[0] if text else type(original).__name__
+
+
+_Rule = Callable[[BaseException, str | None, str | None, str, URL], DatabaseError | None]
+
+
+def _conflict(
+    exc: BaseException, state: str | None, lite: str | None, text: str, url: URL
+) -> DatabaseError | None:
+    if state in ("40P01", "40001"):
+        kind = "deadlock" if state == "40P01" else "serialization failure"
+        return DatabaseConflict(
+            f"{kind} on {describe_url(url)}, the transaction was rolled back ({text})"
+        )
+    return None
+
+
+def _lost(
+    exc: BaseException, state: str | None, lite: str | None, text: str, url: URL
+) -> DatabaseError | None:
+    if state == "57P03" or "starting up" in text.lower():
+        return DatabaseUnavailable(
+            f"DATABASE_URL: {describe_url(url)} is starting up or shutting down ({text})"
+        )
+    invalidated = isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated
+    if invalidated or connection_lost(exc):
+        return DatabaseUnavailable(
+            f"DATABASE_URL: lost the connection to {describe_url(url)} ({text})"
+        )
+    if state == "53300" or "too many clients" in text.lower():
+        return DatabaseUnavailable(
+            f"DATABASE_URL: {describe_url(url)} has too many connections ({text}); "
+            "retrying, or lower DB_POOL_SIZE"
+        )
+    return None
+
+
+def _missing(
+    exc: BaseException, state: str | None, lite: str | None, text: str, url: URL
+) -> DatabaseError | None:
+    if state == "3D000":
+        host = f"{url.host or 'localhost'}:{url.port or 5432}"
+        return DatabaseMissing(
+            f'DATABASE_URL: database "{url.database}" does not exist on {host}; '
+            f"create it (createdb {url.database}), then run: ledgerflow db init"
+        )
+    if lite == "SQLITE_CANTOPEN" and url.database and not Path(url.database).exists():
+        return DatabaseMissing(
+            f"DATABASE_URL: no database at {url.database}; run: ledgerflow db init"
+        )
+    return None
+
+
+def _login(
+    exc: BaseException, state: str | None, lite: str | None, text: str, url: URL
+) -> DatabaseError | None:
+    if state is not None and state.startswith("28"):
+        return DatabaseLoginRefused(
+            f"DATABASE_URL: {describe_url(url)} refused the login ({text}); "
+            "check the user and password in DATABASE_URL"
+        )
+    return None
+
+
+def _schema(
+    exc: BaseException, state: str | None, lite: str | None, text: str, url: URL
+) -> DatabaseError | None:
+    if state == "42P01" or (lite == "SQLITE_ERROR" and "no such table" in text):
+        return SchemaNotReady(
+            f"DATABASE_URL: tables missing in {describe_url(url)} ({text}); run: ledgerflow db init"
+        )
+    return None
+
+
+def _permission(
+    exc: BaseException, state: str | None, lite: str | None, text: str, url: URL
+) -> DatabaseError | None:
+    if state == "42501":
+        return DatabasePermissionDenied(
+            f"DATABASE_URL: {describe_url(url)}: {text}; "
+            "grant the role in DATABASE_URL access to ledgerflow's tables"
+        )
+    if lite in ("SQLITE_CANTOPEN", "SQLITE_PERM", "SQLITE_AUTH"):
+        folder = Path(str(url.database)).parent
+        return DatabasePermissionDenied(
+            f"DATABASE_URL: cannot open {describe_url(url)} ({text}); "
+            f"make the file and its folder {folder} readable and writable"
+        )
+    return None
+
+
+def _read_only(
+    exc: BaseException, state: str | None, lite: str | None, text: str, url: URL
+) -> DatabaseError | None:
     lowered = text.lower()
-    if isinstance(exc, sa_exc.IntegrityError):
-        return IntegrityViolation(f"constraint violated: {text}")
-    if (isinstance(exc, sa_exc.DBAPIError) and exc.connection_invalidated) or connection_lost(exc):
-        return DatabaseUnavailable(f"DATABASE_URL: lost the connection to {where} ({text})")
-    if "readonly" in lowered or "read-only" in lowered or "read only" in lowered:
-        return DatabaseReadOnly(f"DATABASE_URL: {where} is read-only ({text})")
-    if "database is locked" in lowered:
-        return DatabaseBusy(f"DATABASE_URL: {where} stayed locked by another writer ({text})")
-    if "password authentication failed" in lowered or (
-        "role" in lowered and "not exist" in lowered
-    ):
-        return DatabaseUnavailable(f"DATABASE_URL: {where} refused the login ({text})")
-    if "database" in lowered and "does not exist" in lowered:
-        return DatabaseUnavailable(
-            f"DATABASE_URL: {where} does not exist ({text}) — create it first"
+    if state == "25006" or lite == "SQLITE_READONLY" or "read-only" in lowered:
+        return DatabaseReadOnly(
+            f"DATABASE_URL: {describe_url(url)} is read-only ({text}); "
+            "point DATABASE_URL at a writable database (the primary, a writable file)"
         )
-    if "unable to open database file" in lowered:
-        folder = os.path.dirname(str(url.database)) or "."
-        return DatabaseUnavailable(
-            f"DATABASE_URL: cannot open {where} ({text}) — does {folder} exist and is it writable?"
+    return None
+
+
+def _damaged(
+    exc: BaseException, state: str | None, lite: str | None, text: str, url: URL
+) -> DatabaseError | None:
+    if lite in ("SQLITE_CORRUPT", "SQLITE_NOTADB"):
+        return DatabaseError(
+            f"DATABASE_URL: {describe_url(url)} is damaged or not a database ({text}); "
+            "restore it from a backup: ledgerflow db restore"
         )
+    return None
+
+
+def _busy(
+    exc: BaseException, state: str | None, lite: str | None, text: str, url: URL
+) -> DatabaseError | None:
+    if lite in ("SQLITE_BUSY", "SQLITE_LOCKED") or "database is locked" in text.lower():
+        return DatabaseBusy(
+            f"DATABASE_URL: {describe_url(url)} stayed locked by another writer ({text})"
+        )
+    return None
+
+
+def _unreachable(
+    exc: BaseException, state: str | None, lite: str | None, text: str, url: URL
+) -> DatabaseError | None:
+    original = _next(exc) or exc
     if isinstance(original, _UNREACHABLE) or isinstance(
         exc, sa_exc.OperationalError | sa_exc.InterfaceError
     ):
         hint = " — is PostgreSQL running?" if url.drivername.startswith("postgresql") else ""
-        return DatabaseUnavailable(f"DATABASE_URL: cannot connect to {where} ({text}){hint}")
-    return DatabaseError(f"database error on {where}: {text}")
+        return DatabaseUnavailable(
+            f"DATABASE_URL: cannot connect to {describe_url(url)} ({text}){hint}"
+        )
+    return None
+
+
+#: The classification, in order: the first rule that recognises the error wins.
+_RULES: tuple[_Rule, ...] = (
+    _conflict,
+    _lost,
+    _missing,
+    _login,
+    _schema,
+    _permission,
+    _read_only,
+    _damaged,
+    _busy,
+    _unreachable,
+)
+
+
+def translate(exc: BaseException, url: URL) -> DatabaseError:
+    """Map a driver or SQLAlchemy exception to one of ours, with a message saying what to do."""
+    text = _first_line(exc)
+    if isinstance(exc, sa_exc.IntegrityError):
+        return IntegrityViolation(f"constraint violated: {text}")
+    state, lite = _sqlstate(exc), _sqlite_code(exc)
+    for rule in _RULES:
+        error = rule(exc, state, lite, text, url)
+        if error is not None:
+            return error
+    return DatabaseError(f"database error on {describe_url(url)}: {text}")
+
+
+def is_driver_error(exc: BaseException) -> bool:
+    """True for SQLAlchemy, driver and socket errors (what :func:`translate` understands)."""
+    if isinstance(exc, (sa_exc.SQLAlchemyError, sqlite3.Error, *_UNREACHABLE)):
+        return True
+    return type(exc).__module__.split(".")[0] in _DRIVER_PACKAGES
 
 
 @contextlib.contextmanager
@@ -144,5 +358,7 @@ def translated_errors(url: URL) -> Iterator[None]:
         yield
     except DatabaseError:
         raise
-    except (sa_exc.SQLAlchemyError, *_UNREACHABLE) as exc:
+    except Exception as exc:
+        if not is_driver_error(exc):
+            raise
         raise translate(exc, url) from exc

@@ -16,8 +16,8 @@ from alembic.script import ScriptDirectory
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import Connection
 
-from app.database.engine import Database
-from app.database.exceptions import translated_errors
+from app.database.engine import Database, create_sqlite_file
+from app.database.exceptions import SchemaNotReady, describe_url, translated_errors
 from app.database.models import ALL_METADATA
 
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
@@ -70,6 +70,44 @@ async def schema_status(database: Database) -> SchemaStatus:
             return await connection.run_sync(_status)
 
 
+def _revision(connection: Connection) -> tuple[str | None, bool]:
+    revision = MigrationContext.configure(connection).get_current_revision()
+    has_tables = bool(revision) or bool(inspect(connection).get_table_names())
+    return revision, has_tables
+
+
+async def require_head(database: Database) -> str:
+    """Refuse (``SchemaNotReady``) a database not at the head migration; return its revision.
+
+    What ``serve`` and ``worker`` check before they start: the database answers (else the
+    translated error: ``DatabaseMissing``, ``DatabaseLoginRefused``, ``DatabaseUnavailable``
+    ...), it has ledgerflow's tables, and it is at the migration this code expects. One
+    connection, two small reads; the message names the fix.
+    """
+    with translated_errors(database.url):
+        async with database.engine.connect() as connection:
+            revision, has_tables = await connection.run_sync(_revision)
+    where = describe_url(database.url)
+    head = head_revision()
+    if revision is None:
+        what = "no ledgerflow tables" if has_tables else "no tables"
+        raise SchemaNotReady(f"DATABASE_URL: {what} in {where}; run: ledgerflow db init")
+    if revision == head:
+        return revision
+    known = {
+        script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()
+    }
+    if revision not in known:
+        raise SchemaNotReady(
+            f"DATABASE_URL: {where} is at migration {revision}, which this ledgerflow does "
+            f"not know (its newest is {head}); upgrade ledgerflow"
+        )
+    raise SchemaNotReady(
+        f"DATABASE_URL: {where} is at migration {revision}, not the head {head}; "
+        "run: ledgerflow db upgrade"
+    )
+
+
 def _run_command(connection: Connection, action: str, target: str) -> None:
     config = alembic_config()
     config.attributes["connection"] = connection
@@ -80,7 +118,11 @@ def _run_command(connection: Connection, action: str, target: str) -> None:
 
 
 async def upgrade(database: Database, target: str = "head") -> None:
-    """Apply migrations up to ``target`` in one transaction (PostgreSQL DDL is transactional)."""
+    """Apply migrations up to ``target`` in one transaction (PostgreSQL DDL is transactional).
+
+    A SQLite file that does not exist yet is created first: migrating is asking for it.
+    """
+    create_sqlite_file(database.url)
     with translated_errors(database.url):
         async with database.engine.begin() as connection:
             await connection.run_sync(_run_command, "upgrade", target)

@@ -1,11 +1,15 @@
-"""Retrying database work that met a restart, a lost connection or a busy SQLite lock.
+"""Retrying database work that met a restart, a lost connection, a lock or a deadlock.
 
-:func:`transient_retry` is the one policy (exponential backoff with jitter, logged). The
-Orchestrator's calls use it through two decorators: a read is retried on any transient
-error; a write only when SQLite stayed locked past ``busy_timeout`` (``DatabaseBusy``),
-because then nothing was written. A connection lost during a write may have lost it
-before or after COMMIT, so that error goes to the caller (the API answers 503 and the
-client retries with its ``Idempotency-Key``).
+:data:`TRANSIENT` is the one list of errors worth retrying; every other ``DatabaseError``
+(no such database, login refused, no tables, permission denied, read-only) is permanent
+and reaches the caller at once. :func:`transient_retry` is the one policy (exponential
+backoff with jitter, logged). The Orchestrator's calls use it through two decorators: a
+read is retried on any transient error; a write only when nothing of it can have been
+written: SQLite stayed locked past ``busy_timeout`` (``DatabaseBusy``), or PostgreSQL
+rolled the transaction back for a deadlock or a serialization failure
+(``DatabaseConflict``). A connection lost during a write may have lost it before or after
+COMMIT, so that error goes to the caller (the API answers 503 and the client retries with
+its ``Idempotency-Key``).
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from app.database import DatabaseBusy, DatabaseUnavailable
+from app.database import DatabaseBusy, DatabaseConflict, DatabaseUnavailable
 
 log = structlog.get_logger(__name__)
 
@@ -30,7 +34,9 @@ P = ParamSpec("P")
 T = TypeVar("T")
 
 #: Transient database trouble: retried (with backoff) before the caller hears of it.
-TRANSIENT: tuple[type[Exception], ...] = (DatabaseUnavailable, DatabaseBusy)
+TRANSIENT: tuple[type[Exception], ...] = (DatabaseUnavailable, DatabaseBusy, DatabaseConflict)
+#: What a write may retry: errors that guarantee nothing of the transaction was written.
+WRITE_RETRYABLE: tuple[type[Exception], ...] = (DatabaseBusy, DatabaseConflict)
 
 
 def transient_retry(
@@ -68,5 +74,6 @@ def _retrying(
 
 #: Retry a read with backoff on any transient database error.
 retrying_read = _retrying(TRANSIENT)
-#: Retry a write with backoff while SQLite stays locked by another process.
-retrying_write = _retrying((DatabaseBusy,))
+#: Retry a write with backoff while SQLite stays locked by another process, or after a
+#: deadlock or serialization failure rolled it back (at most ``transient_retry``'s attempts).
+retrying_write = _retrying(WRITE_RETRYABLE)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import httpx
 import pytest
@@ -138,18 +139,22 @@ async def test_full_queue_is_429_with_retry_after(
 
 
 async def test_database_down_is_503_without_details(
-    client: httpx.AsyncClient, keys: dict[str, str], services: Services, backend: str
+    client: httpx.AsyncClient,
+    keys: dict[str, str],
+    services: Services,
+    backend: str,
+    tmp_path: Path,
 ) -> None:
     admin = bearer(keys["admin"])
     assert (await client.get("/v1/requests", headers=admin)).status_code == 200
     # A real outage of the database behind the service: its engine is disposed and
-    # pointed nowhere reachable (a closed port, or a folder that does not exist).
+    # pointed nowhere reachable (a closed port, or a file that is not there).
     from app.database import Database
 
     dead_url = (
         "postgresql+asyncpg://postgres@127.0.0.1:1/nowhere"
         if backend == "postgresql"
-        else "sqlite+aiosqlite:////nonexistent-folder/for/ledgerflow.db"
+        else f"sqlite+aiosqlite:///{tmp_path / 'gone' / 'ledgerflow.db'}"
     )
     healthy = services.database
     services.orchestrator.database = Database.from_url(dead_url)
@@ -158,5 +163,8 @@ async def test_database_down_is_503_without_details(
     finally:
         await services.orchestrator.database.dispose()
         services.orchestrator.database = healthy
-    problem = assert_problem(response, 503, "database_unavailable")
+    code = "database_unavailable" if backend == "postgresql" else "database_missing"
+    problem = assert_problem(response, 503, code)
     assert "127.0.0.1" not in str(problem["detail"]) and response.headers["retry-after"]
+    assert "gone" not in str(problem["detail"])
+    assert not (tmp_path / "gone").exists()
