@@ -67,6 +67,21 @@ def _problem_media_types(schema: dict[str, Any]) -> dict[str, Any]:
     return schema
 
 
+def _add_referenced_models(schema: dict[str, Any]) -> dict[str, Any]:
+    """Put the models that hand-written responses ``$ref`` into the components."""
+    components = schema.setdefault("components", {}).setdefault("schemas", {})
+    for model in audit.REFERENCED_MODELS:
+        if model.__name__ in components:
+            continue
+        body = model.model_json_schema(
+            ref_template="#/components/schemas/{model}", mode="serialization"
+        )
+        for name, definition in body.pop("$defs", {}).items():
+            components.setdefault(name, definition)
+        components[model.__name__] = body
+    return schema
+
+
 def create_app(services: Services | None = None, settings: Settings | None = None) -> FastAPI:
     """The ledgerflow HTTP API, serving ``services`` (or its own, built in the lifespan)."""
     settings = services.settings if services is not None else (settings or get_settings())
@@ -117,7 +132,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
                 summary=api.summary,
                 routes=api.routes,
             )
-            api.openapi_schema = _problem_media_types(schema)
+            api.openapi_schema = _problem_media_types(_add_referenced_models(schema))
         return api.openapi_schema
 
     api.openapi = openapi  # type: ignore[method-assign]  # FastAPI's documented override hook

@@ -8,6 +8,7 @@ with its traceback and answered with a bare 500.
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import structlog
@@ -18,6 +19,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.exceptions import LedgerflowError
+from app.validation import FieldProblem, describe, field_problems
 
 log = structlog.get_logger(__name__)
 
@@ -139,20 +141,22 @@ def problem_response(
 
 #: Tags of the discriminated request bodies, which pydantic puts in error locations.
 BODY_TAGS = frozenset({"research", "transcription"})
+_SOURCES = ("body", "query", "path", "header")
 
 
-def _field_of(loc: tuple[int | str, ...] | list[int | str]) -> str:
-    parts = [str(p) for p in loc]
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        source, parts = parts[0], parts[1:]
-        # Discriminated unions put the tag in the location: body.research.payload.x.
-        if source == "body" and len(parts) > 1 and parts[0] in BODY_TAGS:
-            parts = parts[1:]
-        if source == "header" and parts:
-            return parts[0].replace("_", "-").title()
-        if not parts:
-            return source
-    return ".".join(parts) or "body"
+def _problem_of(error: Mapping[str, Any]) -> FieldProblem:
+    """One validation error named as the caller wrote it (``payload.age_range``, ``limit``)."""
+    parts = list(error.get("loc", ()))
+    source = str(parts.pop(0)) if parts and parts[0] in _SOURCES else None
+    # Discriminated unions put the tag in the location: body.research.payload.x.
+    if source == "body" and len(parts) > 1 and parts[0] in BODY_TAGS:
+        parts = parts[1:]
+    if source == "header" and parts:
+        parts = [str(parts[0]).replace("_", "-").title()]
+    [problem] = field_problems([{**error, "loc": tuple(parts)}])
+    if not parts and problem.field == "body" and source is not None:
+        return FieldProblem(source, problem.message)
+    return problem
 
 
 def _validation_problem(request: Request, exc: RequestValidationError) -> JSONResponse:
@@ -162,15 +166,19 @@ def _validation_problem(request: Request, exc: RequestValidationError) -> JSONRe
         return problem_response(
             request, 400, "malformed_body", f"body: not valid JSON ({message})", field="body"
         )
-    errors = [FieldError(field=_field_of(e.get("loc", ())), message=str(e.get("msg"))) for e in raw]
-    first = errors[0] if errors else FieldError(field="body", message="invalid")
+    problems = [_problem_of(e) for e in raw] or [FieldProblem("body", "invalid")]
+    return _invalid(request, problems)
+
+
+def _invalid(request: Request, problems: Sequence[FieldProblem]) -> JSONResponse:
+    """422 naming every invalid field: ``detail`` lists them all, ``errors`` one by one."""
     return problem_response(
         request,
         422,
         "invalid_request",
-        f"{first.field}: {first.message}",
-        field=first.field,
-        errors=errors,
+        describe(problems),
+        field=problems[0].field,
+        errors=[FieldError(field=p.field, message=p.message) for p in problems],
     )
 
 
@@ -191,6 +199,9 @@ def _ledgerflow_problem(request: Request, exc: LedgerflowError) -> JSONResponse:
     if status == 503:
         # The message names the database host; keep it in the log, not in the response.
         detail = "the database is unavailable; try again shortly"
+    problems: Sequence[FieldProblem] = getattr(exc, "problems", ())
+    if status == 422 and problems:
+        return _invalid(request, problems)
     errors = [FieldError(field=field, message=detail)] if isinstance(field, str) else None
     return problem_response(
         request,

@@ -6,9 +6,9 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
 
-from app.agents.research import ResearchPayload
+from app.agents.research.submission import ResearchSubmission
 from app.agents.transcription import TranscriptionPayload
 from app.orchestrator.views import (
     ApprovalView,
@@ -18,7 +18,7 @@ from app.orchestrator.views import (
     TransitionView,
 )
 
-Priority = Annotated[int, Field(ge=-100, le=100, description="higher runs first")]
+Priority = Annotated[StrictInt, Field(ge=-100, le=100, description="higher runs first")]
 
 
 class _Body(BaseModel):
@@ -29,7 +29,7 @@ class ResearchCreate(_Body):
     """A research data request."""
 
     kind: Literal["research"]
-    payload: ResearchPayload
+    payload: ResearchSubmission
     priority: Priority = 0
 
 
@@ -132,7 +132,7 @@ class VerifyReport(BaseModel):
 class CheckpointBody(_Body):
     """Whether to sign the checkpoint with ``AUDIT_HMAC_KEY`` (when it is set)."""
 
-    sign: bool = True
+    sign: StrictBool = True
 
 
 class CheckpointPublic(BaseModel):

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from app.agents.research import ResearchPayload, research_submit_writes
+from app.agents.research import research_submit_writes
+from app.agents.research.submission import ResearchSubmission
 from app.agents.transcription import TranscriptionPayload, transcription_submit_writes
 from app.orchestrator.workflows import RetryPolicy, Step, Workflow, WorkflowRegistry
 
@@ -10,7 +11,7 @@ from app.orchestrator.workflows import RetryPolicy, Step, Workflow, WorkflowRegi
 #: → QA → delivery.
 RESEARCH = Workflow(
     kind="research",
-    payload_model=ResearchPayload,
+    payload_model=ResearchSubmission,
     on_submit=research_submit_writes,
     steps=(
         Step("requirements", "research.requirements", timeout=30, approval=True),

@@ -144,12 +144,11 @@ class Orchestrator:
         submitted_by = _require_text(submitted_by, "submitted_by")
         if idempotency_key is not None:
             idempotency_key = _require_text(idempotency_key, "idempotency_key", limit=255)
-        if (
-            not isinstance(priority, int)
-            or isinstance(priority, bool)
-            or not -100 <= priority <= 100
-        ):
-            raise InvalidRequest("must be an integer from -100 to 100", field="priority")
+        if not isinstance(priority, int) or isinstance(priority, bool):
+            raise InvalidRequest("must be an integer", field="priority")
+        if not -100 <= priority <= 100:
+            bound = "at least -100" if priority < -100 else "at most 100"
+            raise InvalidRequest(f"must be {bound}", field="priority")
         if not isinstance(payload, Mapping):
             raise InvalidRequest("must be an object", field="payload")
         workflow = self.workflows.get(kind)

@@ -14,7 +14,10 @@ Tree::
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from app.exceptions import LedgerflowError
+from app.validation import FieldProblem, describe
 
 
 class OrchestratorError(LedgerflowError):
@@ -48,13 +51,31 @@ class IdempotencyConflict(OrchestratorError):
 
 
 class InvalidRequest(OrchestratorError):
-    """The request is invalid."""
+    """The request is invalid.
+
+    Raised for one field (``message`` and ``field``) or for several at once (``problems``,
+    every one named; the message lists them all and ``field`` is the first one's).
+    """
 
     code = "invalid_request"
 
-    def __init__(self, message: str | None = None, *, field: str | None = None) -> None:
-        super().__init__(f"{field}: {message}" if field and message else message)
+    def __init__(
+        self,
+        message: str | None = None,
+        *,
+        field: str | None = None,
+        problems: Sequence[FieldProblem] = (),
+    ) -> None:
+        if problems and message is None:
+            field = field or problems[0].field
+            super().__init__(describe(problems))
+        else:
+            super().__init__(f"{field}: {message}" if field and message else message)
         self.field = field
+        #: Every invalid field with its message (one entry for a single-field error).
+        self.problems: tuple[FieldProblem, ...] = tuple(problems) or (
+            (FieldProblem(field, message),) if field and message else ()
+        )
 
 
 class QueueFull(OrchestratorError):

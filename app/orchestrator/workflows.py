@@ -64,17 +64,18 @@ class Workflow:
             raise ValueError(f"workflow {self.kind!r} needs steps with distinct names")
 
     def validate_payload(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """Validate and normalise ``payload``; errors name the offending field."""
+        """Validate and normalise ``payload``; every invalid field is named, all at once."""
         if self.payload_model is None:
             return dict(payload)
         from pydantic import ValidationError
 
+        from app.validation import field_problems
+
         try:
             model = self.payload_model.model_validate(payload)
         except ValidationError as exc:
-            first = exc.errors()[0]
-            where = ".".join(str(p) for p in first["loc"]) or "payload"
-            raise InvalidRequest(first["msg"], field=f"payload.{where}") from exc
+            problems = field_problems(exc.errors(), "payload")
+            raise InvalidRequest(problems=problems) from exc
         return model.model_dump(mode="json")
 
 

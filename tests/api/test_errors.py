@@ -40,7 +40,7 @@ async def test_malformed_json_is_400(client: httpx.AsyncClient, keys: dict[str, 
     [
         (research_body(age_range={"min": "old", "max": 80}), "payload.age_range.min"),
         ({"kind": "research", "payload": {}}, "payload.researcher"),
-        ({"kind": "astrology", "payload": {}}, "body"),
+        ({"kind": "astrology", "payload": {}}, "kind"),
         ({**research_body(), "priority": 1000}, "priority"),
         (research_body(researcher="Dr \x00 Null"), "payload.researcher"),
         (

@@ -1,10 +1,12 @@
 """The research request as submitted (:class:`ResearchPayload`) and as normalised (criteria).
 
-``ResearchPayload`` checks only shapes (strings, dates, integers, no unknown fields), so
-that an incomplete or ambiguous request is still accepted at submit time and the
-requirements agent can list *every* problem for a reviewer at once. Missing IRB numbers,
-unknown ICD-10 codes, inverted ranges and empty element lists are therefore not validation
-errors here. ``ResearchCriteria`` is the strict, normalised form the later steps read.
+``ResearchPayload`` checks only shapes (strings, ISO dates, integers that are not booleans,
+no unknown fields): it is what the requirements agent reads, and that agent lists *every*
+problem for a reviewer at once. Submit also applies the rules that need no data (ranges in
+order, code format, known elements and PHI levels) through
+:class:`~app.agents.research.submission.ResearchSubmission`; missing IRB numbers, codes
+missing from the table and empty element lists are left to the requirements step, which
+escalates them. ``ResearchCriteria`` is the strict, normalised form the later steps read.
 """
 
 from __future__ import annotations
@@ -12,7 +14,9 @@ from __future__ import annotations
 from datetime import date
 from enum import StrEnum
 
-from pydantic import AliasChoices, BaseModel, ConfigDict, Field
+from pydantic import AliasChoices, BaseModel, ConfigDict, Field, StrictInt
+
+from app.validation import IsoDate
 
 
 class DataElement(StrEnum):
@@ -43,8 +47,8 @@ class AgeRange(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    min: int = 0
-    max: int = 120
+    min: StrictInt = 0
+    max: StrictInt = 120
 
 
 class TimeWindow(BaseModel):
@@ -52,8 +56,8 @@ class TimeWindow(BaseModel):
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
-    start: date = Field(validation_alias=AliasChoices("start", "from"))
-    end: date = Field(validation_alias=AliasChoices("end", "to"))
+    start: IsoDate = Field(validation_alias=AliasChoices("start", "from"))
+    end: IsoDate = Field(validation_alias=AliasChoices("end", "to"))
 
 
 class ResearchPayload(BaseModel):
@@ -72,7 +76,7 @@ class ResearchPayload(BaseModel):
     data_elements: list[str] = Field(default_factory=list, max_length=20)
     phi_level: str = PhiLevel.deidentified.value
     #: May only raise the site's ``MIN_COHORT_SIZE``, never lower it.
-    min_cohort_size: int | None = Field(default=None, ge=1)
+    min_cohort_size: StrictInt | None = Field(default=None, ge=1)
 
 
 class ResearchCriteria(BaseModel):

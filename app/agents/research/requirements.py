@@ -14,10 +14,9 @@ from typing import Any, ClassVar
 from pydantic import BaseModel, ConfigDict, Field
 
 from app.agents.base import Agent, AgentContext, DomainWrite, NeedsHumanReview, StepResult
-from app.agents.research import icd10
+from app.agents.research import icd10, rules
 from app.agents.research.payload import (
     DataElement,
-    PhiLevel,
     ResearchCriteria,
     ResearchPayload,
 )
@@ -34,8 +33,6 @@ CHECKED_FIELDS = (
     "data_elements",
     "phi_level",
 )
-#: Oldest age a request may ask about.
-MAX_AGE = 130
 
 
 class RequirementIssue(BaseModel):
@@ -63,24 +60,14 @@ class RequirementsOutput(BaseModel):
     warnings: list[str] = Field(default_factory=list)
 
 
-def _short(raw: str) -> str:
-    return repr(raw if len(raw) <= 16 else raw[:16] + "...")
-
-
 def _codes(field: str, raws: list[str], issues: list[RequirementIssue]) -> list[str]:
     codes: list[str] = []
     for raw in raws:
-        try:
-            code = icd10.normalise(raw)
-        except icd10.Icd10FormatError:
-            issues.append(
-                RequirementIssue(
-                    field=field,
-                    code="icd10_format",
-                    message=f"{_short(raw)} is not shaped like an ICD-10-CM code (e.g. E11.9)",
-                )
-            )
+        shape = rules.code_format_problem(raw)
+        if shape is not None:
+            issues.append(RequirementIssue(field=field, code="icd10_format", message=shape))
             continue
+        code = icd10.normalise(raw)
         if icd10.lookup(code) is None:
             issues.append(
                 RequirementIssue(
@@ -136,38 +123,32 @@ def check_requirements(
             )
 
     ages = payload.age_range
-    if ages.min < 0:
-        issue("age_range", "invalid", "the minimum age cannot be negative")
-    if ages.max > MAX_AGE:
-        issue("age_range", "invalid", f"the maximum age cannot exceed {MAX_AGE}")
-    if ages.min > ages.max:
-        issue("age_range", "inverted", f"minimum age {ages.min} is above maximum {ages.max}")
+    for problem in rules.age_range_problems(ages.min, ages.max):
+        issue("age_range", "inverted" if "above max" in problem else "invalid", problem)
 
     window = payload.time_window
     if window is None:
         issue("time_window", "missing", "a study window (start and end dates) is required")
-    elif window.start > window.end:
-        issue("time_window", "inverted", f"start {window.start} is after end {window.end}")
+    else:
+        inverted = rules.time_window_problem(window.start, window.end)
+        if inverted is not None:
+            issue("time_window", "inverted", inverted)
 
     elements: list[DataElement] = []
     if not payload.data_elements:
         issue("data_elements", "missing", "at least one data element is required")
     for raw in payload.data_elements:
-        name = raw.strip().lower()
-        if name not in DataElement.__members__:
-            known = ", ".join(DataElement)
-            issue("data_elements", "unknown", f"{_short(raw)} is not one of: {known}")
-        elif DataElement(name) not in elements:
-            elements.append(DataElement(name))
+        unknown = rules.data_element_problem(raw)
+        if unknown is not None:
+            issue("data_elements", "unknown", unknown)
+        elif DataElement(raw.strip().lower()) not in elements:
+            elements.append(DataElement(raw.strip().lower()))
     elements.sort(key=list(DataElement).index)
 
     level = payload.phi_level.strip().lower()
-    if level not in PhiLevel.__members__:
-        issue(
-            "phi_level",
-            "invalid",
-            f"{_short(payload.phi_level)} is not one of: " + ", ".join(PhiLevel),
-        )
+    invalid_level = rules.phi_level_problem(payload.phi_level)
+    if invalid_level is not None:
+        issue("phi_level", "invalid", invalid_level)
 
     override = payload.min_cohort_size
     if override is not None and override < site_min_cohort_size:

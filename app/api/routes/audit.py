@@ -67,6 +67,11 @@ _LOG_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+#: Models the responses above refer to by ``$ref`` without FastAPI seeing them in a
+#: signature; ``create_app`` adds them to the OpenAPI components.
+REFERENCED_MODELS = (AuditLogPage, AuditRecordPublic)
+
+
 def _public(record: AuditRecord) -> AuditRecordPublic:
     return AuditRecordPublic.model_validate(record.to_json())
 

@@ -18,6 +18,7 @@ from app.api.uploads import receive_upload
 from app.database.types import utcnow
 from app.exceptions import LedgerflowError
 from app.orchestrator.exceptions import InvalidRequest
+from app.validation import FieldProblem
 
 router = APIRouter(prefix="/v1", tags=["recordings"], responses=ERROR_RESPONSES)
 
@@ -83,12 +84,13 @@ async def upload_recording(
             raise ApiError(422, "invalid_audio", f"file: {exc.message}", field="file") from None
         for name, value in upload.fields.items():
             reject_nul(value, name)
-        payload = {
-            "patient_id": upload.fields.get("patient_id", ""),
-            "clinician_id": upload.fields.get("clinician_id", ""),
-            "audio_file_path": upload.relative_path,
-            "audio_sha256": upload.sha256,
+        # A form field left out is "required", not an empty string that is "too short".
+        payload: dict[str, Any] = {
+            name: upload.fields[name]
+            for name in ("patient_id", "clinician_id")
+            if name in upload.fields
         }
+        payload |= {"audio_file_path": upload.relative_path, "audio_sha256": upload.sha256}
         before = utcnow()
         try:
             view = await services.orchestrator.submit(
@@ -99,10 +101,13 @@ async def upload_recording(
                 _priority(upload.fields.get("priority")),
             )
         except InvalidRequest as exc:
-            # Name the form field the caller sent, not the payload's internal path.
-            field = (exc.field or "body").removeprefix("payload.")
-            detail = exc.message.split(": ", 1)[-1]
-            raise ApiError(422, "invalid_request", f"{field}: {detail}", field=field) from None
+            # Name the form fields the caller sent, not the payload's internal paths.
+            problems = [
+                FieldProblem(p.field.removeprefix("payload."), p.message) for p in exc.problems
+            ]
+            if not problems:
+                raise
+            raise InvalidRequest(problems=problems) from None
     except (ApiError, LedgerflowError):
         if upload.created:
             with contextlib.suppress(FileNotFoundError):

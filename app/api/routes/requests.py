@@ -22,6 +22,7 @@ from app.auth.keys import Role
 from app.database.types import utcnow
 from app.orchestrator.states import State
 from app.orchestrator.views import RequestView
+from app.validation import IsoDateTime
 
 router = APIRouter(prefix="/v1", tags=["requests"], responses=ERROR_RESPONSES)
 
@@ -107,8 +108,8 @@ async def list_requests(
     kind: Annotated[str | None, Query(min_length=1, max_length=32)] = None,
     state: State | None = None,
     submitted_by: Annotated[str | None, Query(min_length=1, max_length=128)] = None,
-    created_after: datetime | None = None,
-    created_before: datetime | None = None,
+    created_after: IsoDateTime | None = None,
+    created_before: IsoDateTime | None = None,
     cursor: Annotated[str | None, Query(min_length=1, max_length=512)] = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> RequestsPage:
