@@ -3,35 +3,35 @@
 from __future__ import annotations
 
 import contextlib
+import re
 import sys
 import uuid
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from rich.table import Table
 
-from app.audit import (
-    AuditAccess,
-    AuditFilter,
-    AuditPage,
-    AuditRecord,
-    Checkpoint,
-    InvalidFilter,
-    Report,
-    read_checkpoint_file,
-    render,
-    verify_file,
+from app.cli.common import (
+    DatabaseUrlOption,
+    JsonOption,
+    Refused,
+    RequestIdArgument,
+    actor_of,
+    database_for,
+    print_json,
+    progress_bar,
+    resolve,
+    run_with,
+    say,
+    stdout,
 )
-from app.audit.chain import format_timestamp
-from app.audit.checkpoint import configured_hmac_key, looks_like_digest
-from app.audit.export import check_format
-from app.cli.common import DatabaseUrlOption, Refused, console, err_console, progress_bar
-from app.cli.common import actor_of as _actor
-from app.cli.common import database_for as _database
-from app.cli.common import run_with as _run
-from app.database import Database
+from app.cli.tables import Column, add_row, new_table
+
+if TYPE_CHECKING:
+    from app.audit import AuditFilter, AuditPage, AuditRecord, Checkpoint, Report
+    from app.database import Database
 
 audit_cli = typer.Typer(
     help="Query, verify, checkpoint and export the audit trail (every use is itself audited).",
@@ -56,7 +56,8 @@ _AUDIT_OPTIONS = {
 _TABLE = "table"
 
 RequestIdOption = Annotated[
-    str | None, typer.Option("--request-id", help="Only this request's events.")
+    str | None,
+    typer.Option("--request-id", help="Only this request's events (id or 6+ hex digit prefix)."),
 ]
 ActorFilterOption = Annotated[
     str | None, typer.Option("--actor", help="Only events by this actor (service or person).")
@@ -88,6 +89,8 @@ AsOption = Annotated[
 @contextlib.contextmanager
 def _audit_errors(**names: str) -> Iterator[None]:
     """Re-raise audit input errors with the CLI option's name instead of the field's."""
+    from app.audit import InvalidFilter
+
     try:
         yield
     except InvalidFilter as exc:
@@ -95,59 +98,120 @@ def _audit_errors(**names: str) -> Iterator[None]:
         raise InvalidFilter(exc.detail, field=option) from None
 
 
-def _audit_filter(
-    request_id: str | None,
-    actor: str | None,
-    agent: str | None,
-    event_type: list[str] | None,
-    severity: str | None,
-    since: str | None,
-    until: str | None,
-    patient_id: str | None,
-) -> AuditFilter:
+@dataclass(frozen=True)
+class _Filters:
+    """The filter options as typed; the request id may be a prefix until resolved."""
+
+    request_id: str | None = None
+    actor: str | None = None
+    agent: str | None = None
+    event_type: tuple[str, ...] = ()
+    severity: str | None = None
+    since: str | None = None
+    until: str | None = None
+    patient_id: str | None = None
+
+    def check(self) -> None:
+        """Refuse a bad filter before any database work (the request id is checked later)."""
+        self.parse(None)
+
+    def parse(self, request_id: uuid.UUID | None) -> AuditFilter:
+        """The filter, with the request id already resolved from its prefix."""
+        from app.audit import AuditFilter
+
+        with _audit_errors():
+            return AuditFilter.parse(
+                request_id=request_id,
+                actor=self.actor,
+                agent_id=self.agent,
+                event_types=self.event_type,
+                severity=self.severity,
+                since=self.since,
+                until=self.until,
+                patient_id=self.patient_id,
+            )
+
+    async def resolve(self, db: Database) -> AuditFilter:
+        """The filter, after turning a request id prefix into the request's id."""
+        rid = None
+        if self.request_id is not None:
+            rid = await resolve(db, "request", self.request_id, "--request-id")
+        return self.parse(rid)
+
+
+def _output_format(fmt: str | None, as_json: bool, *, default: str, table: bool) -> str:
+    """``--json`` is ``--format json``; asking for two different formats is refused."""
+    from app.audit.export import check_format
+
+    if as_json and fmt not in (None, "json"):
+        raise Refused(f"--json: not with --format {fmt}")
+    chosen = "json" if as_json else (fmt or default)
     with _audit_errors():
-        return AuditFilter.parse(
-            request_id=request_id,
-            actor=actor,
-            agent_id=agent,
-            event_types=tuple(event_type or ()),
-            severity=severity,
-            since=since,
-            until=until,
-            patient_id=patient_id,
-        )
+        return check_format(chosen, extra=(_TABLE,) if table else ())
 
 
-def _check_audit_format(fmt: str, *, table: bool) -> str:
-    with _audit_errors():
-        return check_format(fmt, extra=(_TABLE,) if table else ())
+_DIGEST = re.compile(r"^[0-9a-f]{32,}$")
+_UUID = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$")
 
 
-def _summary(data: dict[str, Any]) -> str:
-    return " ".join(f"{k}={v}" for k, v in sorted(data.items()) if v not in (None, "", [], {}))
+def _brief(value: Any) -> Any:
+    # A table shows digests and ids as far as people compare them; --json has them whole.
+    if isinstance(value, str) and _DIGEST.match(value):
+        return value[:12] + "…"
+    if isinstance(value, str) and _UUID.match(value):
+        return value[:8]
+    return value
 
 
-def _print_records(records: Sequence[AuditRecord], fmt: str, title: str | None = None) -> None:
+def _details(data: dict[str, Any]) -> str:
+    return " ".join(
+        f"{k}={_brief(v)}" for k, v in sorted(data.items()) if v not in (None, "", [], {})
+    )
+
+
+def _print_records(
+    records: Sequence[AuditRecord], fmt: str, title: str | None = None, *, chains: bool = True
+) -> None:
+    """The records in ``fmt``; as a table, with the chain column only when chains differ."""
+    from app.audit import render
+    from app.audit.chain import format_timestamp
+
     if fmt != _TABLE:
         sys.stdout.write(render(records, fmt))
         return
-    table = Table(title=title, show_lines=False)
-    # Fold rather than truncate: a cut-off id or digest is worse than a taller table.
-    for column in ("occurred at (UTC)", "chain:seq", "event", "severity", "actor", "agent"):
-        table.add_column(column, overflow="fold")
-    table.add_column("details", overflow="fold")
+    table = new_table(
+        title,
+        [
+            Column("occurred at (UTC)"),
+            Column("chain:seq" if chains else "seq"),
+            Column("event", max_width=22),
+            Column("actor", max_width=18),
+            Column("details", wrap=True),
+        ],
+    )
     for r in records:
         chain = "system" if r.chain_key == "system" else r.chain_key[:8]
-        table.add_row(
-            format_timestamp(r.occurred_at),
-            f"{chain}:{r.seq}",
+        agent = {"agent": r.agent_id} if r.agent_id else {}
+        severity = {} if r.severity == "info" else {"severity": r.severity}
+        add_row(
+            table,
+            format_timestamp(r.occurred_at)[:19].replace("T", " "),
+            f"{chain}:{r.seq}" if chains else str(r.seq),
             r.event_type,
-            r.severity,
             r.actor,
-            r.agent_id or "",
-            _summary(r.event_data),
+            _details({**severity, **agent, **r.event_data}),
         )
-    console.print(table)
+    stdout().print(table)
+
+
+FormatOption = Annotated[
+    str | None,
+    typer.Option(
+        "--format",
+        help="table|json|jsonl|csv|fhir|fhir-ndjson (default table).",
+        show_default=False,
+    ),
+]
 
 
 @audit_cli.command("query")
@@ -165,57 +229,56 @@ def audit_query(
         str | None, typer.Option("--cursor", help="Continue after the page that printed it.")
     ] = None,
     newest_first: Annotated[bool, typer.Option("--newest-first", help="Newest first.")] = False,
-    fmt: Annotated[
-        str, typer.Option("--format", help="table|json|jsonl|csv|fhir|fhir-ndjson")
-    ] = _TABLE,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
     accessed_by: AsOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Print one page of audit events matching the filters (keyset-paginated)."""
-    audit_filter = _audit_filter(
-        request_id, actor, agent, event_type, severity, since, until, patient_id
+    from app.audit import AuditAccess
+
+    filters = _Filters(
+        request_id, actor, agent, tuple(event_type or ()), severity, since, until, patient_id
     )
-    fmt = _check_audit_format(fmt, table=True)
-    database = _database(database_url)
+    filters.check()
+    fmt = _output_format(fmt, as_json, default=_TABLE, table=True)
+    who = actor_of(accessed_by)
 
     async def work(db: Database) -> AuditPage:
+        audit_filter = await filters.resolve(db)
         with _audit_errors():
-            access = AuditAccess(db, _actor(accessed_by))
-            return await access.query(
+            return await AuditAccess(db, who).query(
                 audit_filter, cursor=cursor, limit=limit, newest_first=newest_first, fmt=fmt
             )
 
-    page = _run(database, work)
+    page = run_with(database_for(database_url), work)
     _print_records(page.items, fmt)
     if page.next_cursor:
-        err_console.print(
-            f"next page: --cursor {page.next_cursor}", highlight=False, soft_wrap=True
-        )
+        say(f"next page: --cursor {page.next_cursor}")
 
 
 @audit_cli.command("trail")
 def audit_trail(
-    request_id: Annotated[str, typer.Argument(help="The request's id.")],
-    fmt: Annotated[
-        str, typer.Option("--format", help="table|json|jsonl|csv|fhir|fhir-ndjson")
-    ] = _TABLE,
+    request_id: RequestIdArgument,
+    fmt: FormatOption = None,
+    as_json: JsonOption = False,
     accessed_by: AsOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Print one request's audit timeline, oldest first."""
-    try:
-        rid = uuid.UUID(request_id)
-    except ValueError:
-        raise InvalidFilter(f"{request_id!r} is not a UUID", field="REQUEST_ID") from None
-    fmt = _check_audit_format(fmt, table=True)
-    database = _database(database_url)
+    from app.audit import AuditAccess
 
-    async def work(db: Database) -> list[AuditRecord]:
+    fmt = _output_format(fmt, as_json, default=_TABLE, table=True)
+    who = actor_of(accessed_by)
+
+    async def work(db: Database) -> tuple[uuid.UUID, list[AuditRecord]]:
+        rid = await resolve(db, "request", request_id, "REQUEST_ID")
         with _audit_errors(request_id="REQUEST_ID"):
-            return await AuditAccess(db, _actor(accessed_by)).trail(rid, fmt=fmt)
+            return rid, await AuditAccess(db, who).trail(rid, fmt=fmt)
 
-    records = _run(database, work)
-    _print_records(records, fmt, title=f"request {rid}")
+    rid, records = run_with(database_for(database_url), work)
+    mixed = len({r.chain_key for r in records}) > 1  # a stale result sits on the system chain
+    _print_records(records, fmt, title=f"audit trail of request {rid}", chains=mixed)
 
 
 @audit_cli.command("export")
@@ -236,14 +299,18 @@ def audit_export(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Stream every matching audit event, oldest first, in constant memory."""
-    audit_filter = _audit_filter(
-        request_id, actor, agent, event_type, severity, since, until, patient_id
+    from app.audit import AuditAccess
+
+    filters = _Filters(
+        request_id, actor, agent, tuple(event_type or ()), severity, since, until, patient_id
     )
-    fmt = _check_audit_format(fmt, table=False)
-    database = _database(database_url)
+    filters.check()
+    fmt = _output_format(fmt, False, default="jsonl", table=False)
+    who = actor_of(accessed_by)
 
     async def work(db: Database) -> int:
-        access = AuditAccess(db, _actor(accessed_by))
+        audit_filter = await filters.resolve(db)
+        access = AuditAccess(db, who)
         if output is None:
             return await access.export(audit_filter, sys.stdout, fmt)
         with (
@@ -252,8 +319,8 @@ def audit_export(
         ):
             return await access.export(audit_filter, out, fmt, progress=report)
 
-    count = _run(database, work)
-    err_console.print(f"exported {count} audit events ({fmt})", highlight=False)
+    count = run_with(database_for(database_url), work)
+    say(f"exported {count} audit events ({fmt})")
 
 
 @audit_cli.command("verify")
@@ -267,13 +334,15 @@ def audit_verify(
         Path | None,
         typer.Option("--file", help="Verify this export (.jsonl/.csv/.json) offline instead."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: JsonOption = False,
     accessed_by: AsOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Re-compute every hash chain; print OK or each broken link; exit 0 if clean, else 1."""
-    rid = _audit_filter(request_id, None, None, None, None, None, None, None).request_id
-    if file is not None and rid is not None:
+    from app.audit import AuditAccess, read_checkpoint_file, verify_file
+    from app.audit.checkpoint import configured_hmac_key, looks_like_digest
+
+    if file is not None and request_id is not None:
         raise Refused("--request-id: not with --file (the file holds what was exported)")
     loaded: Checkpoint | str | None = None
     if checkpoint is not None:
@@ -286,15 +355,18 @@ def audit_verify(
             raise Refused("--checkpoint: offline verification needs the checkpoint file")
         report = verify_file(file, loaded, hmac_key=key)
     else:
-        database = _database(database_url)
+        who = actor_of(accessed_by)
 
         async def work(db: Database) -> Report:
+            rid = None
+            if request_id is not None:
+                rid = await resolve(db, "request", request_id, "--request-id")
             with _audit_errors():
-                access = AuditAccess(db, _actor(accessed_by))
+                access = AuditAccess(db, who)
                 with progress_bar("verifying audit rows") as report:
                     return await access.verify(rid, loaded, hmac_key=key, progress=report)
 
-        report = _run(database, work)
+        report = run_with(database_for(database_url), work)
     _print_report(report, as_json)
     if not report.ok:
         raise typer.Exit(1)
@@ -314,13 +386,16 @@ def _print_report(report: Report, as_json: bool) -> None:
         sys.stdout.write(json.dumps(body, indent=2) + "\n")
         return
     for note in report.notes:
-        err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
+        say(f"note: {note}")
+    out = stdout()
     for problem in report.problems:
-        console.print(f"{problem.kind.upper()}: {problem}", highlight=False, soft_wrap=True)
+        out.print(
+            f"{problem.kind.upper()}: {problem}", highlight=False, soft_wrap=True, markup=False
+        )
     if report.ok:
-        console.print(f"OK: {report.rows} rows in {report.chains} chains verified")
+        out.print(f"OK: {report.rows} rows in {report.chains} chains verified", highlight=False)
     else:
-        console.print(
+        out.print(
             f"FAILED: {len(report.problems)} problem(s) in {report.rows} rows "
             f"of {report.chains} chains",
             highlight=False,
@@ -335,24 +410,37 @@ def audit_checkpoint(
     sign: Annotated[
         bool, typer.Option("--sign/--no-sign", help="HMAC-sign with AUDIT_HMAC_KEY when set.")
     ] = True,
+    as_json: JsonOption = False,
     accessed_by: AsOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Record a digest over every chain head and print it (store it outside the database)."""
+    from app.audit import AuditAccess
+    from app.audit.checkpoint import configured_hmac_key
+
     key = configured_hmac_key() if sign else None
-    database = _database(database_url)
+    who = actor_of(accessed_by)
 
     async def work(db: Database) -> Checkpoint:
-        return await AuditAccess(db, _actor(accessed_by)).checkpoint(key)
+        return await AuditAccess(db, who).checkpoint(key)
 
-    made = _run(database, work)
+    made = run_with(database_for(database_url), work)
     if output is not None:
         output.write_text(made.to_file(), encoding="utf-8")
+    if as_json:
+        print_json(
+            {
+                "digest": made.digest,
+                "created_at": made.created_at.isoformat(),
+                "chains": len(made.heads),
+                "signature": made.signature,
+                "file": str(output) if output is not None else None,
+            }
+        )
+        return
     sys.stdout.write(made.digest + "\n")
     signed = f"signed {made.signature}" if made.signature else "unsigned (no AUDIT_HMAC_KEY)"
-    err_console.print(
+    say(
         f"checkpoint of {len(made.heads)} chains at {made.created_at.isoformat()}; {signed}"
-        + (f"; written to {output}" if output else ""),
-        highlight=False,
-        soft_wrap=True,
+        + (f"; written to {output}" if output else "")
     )

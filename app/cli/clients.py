@@ -7,37 +7,51 @@ import sys
 from typing import Annotated
 
 import typer
-from rich.table import Table
 
-from app.cli.common import DatabaseUrlOption, console, err_console
-from app.cli.common import database_for as _database
-from app.cli.common import run_with as _run
+from app.cli.common import (
+    DatabaseUrlOption,
+    JsonOption,
+    database_for,
+    run_with,
+    say,
+    stdout,
+)
+from app.cli.tables import Column, add_row, new_table
 
 clients_cli = typer.Typer(
     help="Create, list and revoke HTTP API clients (keys are shown once).",
     no_args_is_help=True,
 )
 
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-
 
 def _stamp(value: object) -> str:
     return value.isoformat() if hasattr(value, "isoformat") else ""
 
 
+def _when(value: object) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "strftime") else ""
+
+
 @clients_cli.command("create")
 def clients_create(
-    name: Annotated[str, typer.Argument(help="The client's unique name (its actor in audits).")],
+    name: Annotated[
+        str, typer.Argument(metavar="NAME", help="The client's unique name (its actor in audits).")
+    ],
     role: Annotated[
         str, typer.Option("--role", help="submitter | reviewer | auditor | admin")
     ] = "submitter",
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Create a client and print its API key (the only time it is shown)."""
+    """Create a client and print its API key (the only time it is shown).
+
+    Always names the database the key was written to: a key made in another database than
+    the server's is refused by the server as unknown.
+    """
     from app.auth.keys import NewClient, create_client
 
-    made: NewClient = _run(_database(database_url), lambda db: create_client(db, name, role))
+    database = database_for(database_url, announce=True)
+    made: NewClient = run_with(database, lambda db: create_client(db, name, role))
     if as_json:
         body = {
             "name": made.client.name,
@@ -48,12 +62,10 @@ def clients_create(
         sys.stdout.write(json.dumps(body) + "\n")
         return
     sys.stdout.write(made.key + "\n")
-    err_console.print(
+    say(
         f"created {made.client.role.value} client {made.client.name!r} "
         f"(prefix {made.client.key_prefix}). Store the key now: it is not kept and "
-        "cannot be shown again.",
-        highlight=False,
-        soft_wrap=True,
+        "cannot be shown again."
     )
 
 
@@ -66,7 +78,9 @@ def clients_list(
     """List clients: name, role, key prefix, created, last used, revoked."""
     from app.auth.keys import list_clients
 
-    clients = _run(_database(database_url), lambda db: list_clients(db, include_revoked=not active))
+    clients = run_with(
+        database_for(database_url), lambda db: list_clients(db, include_revoked=not active)
+    )
     if as_json:
         rows = [
             {
@@ -81,31 +95,40 @@ def clients_list(
         ]
         sys.stdout.write(json.dumps(rows, indent=2) + "\n")
         return
-    table = Table(title="API clients")
-    for column in ("name", "role", "key prefix", "created", "last used", "revoked"):
-        table.add_column(column, overflow="fold")
+    table = new_table(
+        "API clients",
+        [
+            Column("name", max_width=24),
+            Column("role"),
+            Column("key prefix"),
+            Column("created (UTC)"),
+            Column("last used (UTC)"),
+            Column("revoked (UTC)"),
+        ],
+    )
     for c in clients:
-        table.add_row(
+        add_row(
+            table,
             c.name,
             c.role.value,
             c.key_prefix,
-            _stamp(c.created_at),
-            _stamp(c.last_used_at),
-            _stamp(c.revoked_at),
+            _when(c.created_at),
+            _when(c.last_used_at),
+            _when(c.revoked_at),
         )
-    console.print(table)
+    stdout().print(table)
 
 
 @clients_cli.command("revoke")
 def clients_revoke(
-    name: Annotated[str, typer.Argument(help="The client to revoke.")],
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The client to revoke.")],
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Revoke a client's key at once (its next call gets 401)."""
     from app.auth.keys import revoke_client
 
-    revoked = _run(_database(database_url), lambda db: revoke_client(db, name))
-    console.print(
+    revoked = run_with(database_for(database_url), lambda db: revoke_client(db, name))
+    stdout().print(
         f"revoked {revoked.name!r} (prefix {revoked.key_prefix}) at {_stamp(revoked.revoked_at)}",
         highlight=False,
     )

@@ -1,36 +1,149 @@
-"""What every ``ledgerflow`` command shares: consoles, the database option, running async work."""
+"""What every ``ledgerflow`` command shares: output, options, the database, ids, async work.
+
+Only ``typer`` is imported at module level, and command modules follow suit: everything
+heavier (SQLAlchemy, pydantic, the orchestrator, Rich tables) is imported inside the
+command that needs it, so ``ledgerflow --help`` starts in a fraction of a second.
+
+Conventions every command follows:
+
+- an id argument or option accepts a unique prefix of at least six hex digits, resolved
+  by :func:`resolve` (one range query on the primary key);
+- ``--json`` prints JSON for scripts on every list and show command (``--format`` only
+  where several formats exist, with ``json`` among them);
+- ``--database-url`` overrides ``DATABASE_URL`` on every command that touches the
+  database, and :func:`database_for` names the database used on standard error when that
+  is a terminal (``database: sqlite ./data/ledgerflow.db``);
+- tables show ids shortened to :data:`SHORT_ID` characters (``--wide`` shows them whole).
+"""
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import getpass
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Annotated, TypeVar
+import json
+import sys
+import uuid
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import typer
-from rich.console import Console
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from app.config import parse_database_url
-from app.database import Database
 from app.exceptions import LedgerflowError
+
+if TYPE_CHECKING:
+    from rich.console import Console
+    from sqlalchemy.engine import URL
+
+    from app.database import Database
+    from app.orchestrator.engine import Orchestrator
+    from app.orchestrator.ids import Noun
 
 T = TypeVar("T")
 
-console = Console()
-err_console = Console(stderr=True)
+#: Characters of an id shown in tables (``--wide`` shows all 36).
+SHORT_ID = 8
 
 DatabaseUrlOption = Annotated[
     str | None,
-    typer.Option("--database-url", help="Overrides DATABASE_URL for this command."),
+    typer.Option(
+        "--database-url",
+        help="Overrides DATABASE_URL for this command.",
+        show_default=False,
+    ),
 ]
+JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
+WideOption = Annotated[
+    bool, typer.Option("--wide", help="Show whole ids and every column (may exceed 100 columns).")
+]
+
+
+def id_argument(noun: str, metavar: str) -> Any:
+    """A positional id argument: a whole id or a unique prefix, named ``metavar`` in errors."""
+    return typer.Argument(
+        metavar=metavar,
+        help=f"The {noun}'s id, or a unique prefix of it (6+ hex digits).",
+        show_default=False,
+    )
+
+
+RequestIdArgument = Annotated[str, id_argument("request", "REQUEST_ID")]
 
 
 class Refused(LedgerflowError):
     """The command refused to act."""
 
     code = "refused"
+
+
+def stdout() -> Console:
+    """A Rich console on standard output (made per call: it reads ``COLUMNS`` now)."""
+    from rich.console import Console
+
+    return Console()
+
+
+def stderr() -> Console:
+    """A Rich console on standard error."""
+    from rich.console import Console
+
+    return Console(stderr=True)
+
+
+def __getattr__(name: str) -> Any:
+    # ``console`` and ``err_console`` stay importable for command modules written before
+    # the consoles became lazy; each import makes a console bound to the process's stream.
+    if name == "console":
+        return stdout()
+    if name == "err_console":
+        return stderr()
+    raise AttributeError(name)
+
+
+def say(message: str) -> None:
+    """One line for people on standard error (notes, counts, where things went)."""
+    stderr().print(message, highlight=False, soft_wrap=True, markup=False)
+
+
+def print_json(value: Any) -> None:
+    """Print a pydantic model, a list of them, or plain JSON data for scripts."""
+    sys.stdout.write(json.dumps(_plain(value), indent=2) + "\n")
+
+
+def _plain(value: Any) -> Any:
+    if hasattr(value, "model_dump"):
+        return value.model_dump(mode="json")
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, uuid.UUID):
+        return str(value)
+    return value
+
+
+def short_id(value: uuid.UUID | str | None, wide: bool = False) -> str:
+    """An id as tables show it: the first :data:`SHORT_ID` characters, or whole with --wide."""
+    if value is None:
+        return ""
+    return str(value) if wide else str(value)[:SHORT_ID]
+
+
+def id_shortener(
+    ids: Iterable[uuid.UUID | str | None], wide: bool = False
+) -> Callable[[uuid.UUID | str | None], str]:
+    """How a table shows ``ids``: :data:`SHORT_ID` characters, more when two of them would
+    look alike (time-ordered ids share their first digits), all of them with ``--wide``."""
+    texts = {str(i) for i in ids if i is not None}
+    width = 36
+    if not wide:
+        width = next(
+            (n for n in range(SHORT_ID, 36) if len({t[:n] for t in texts}) == len(texts)), 36
+        )
+
+    def shorten(value: uuid.UUID | str | None) -> str:
+        return "" if value is None else str(value)[:width]
+
+    return shorten
 
 
 def actor_of(name: str | None) -> str:
@@ -45,13 +158,32 @@ def actor_of(name: str | None) -> str:
         return "cli"
 
 
-def database_for(url: str | None) -> Database:
-    """The database named by ``--database-url``, else by the settings."""
-    return Database.from_url(parse_database_url(url) if url else None)
+def describe_database(url: URL) -> str:
+    """``sqlite ./data/ledgerflow.db`` or ``postgresql 127.0.0.1:5432/ledgerflow`` (no password)."""
+    from app.database.exceptions import describe_url
+
+    return f"{url.get_backend_name()} {describe_url(url)}"
+
+
+def database_for(url: str | None, *, announce: bool | None = None) -> Database:
+    """The database named by ``--database-url``, else by the settings.
+
+    Names it on standard error in one line (``database: sqlite ./data/ledgerflow.db``)
+    when ``announce`` is True, or when it is None and standard error is a terminal: a
+    person then sees which database a command used, a script's output stays clean.
+    """
+    from app.config import parse_database_url
+    from app.database import Database
+
+    database = Database.from_url(parse_database_url(url) if url else None)
+    if announce or (announce is None and sys.stderr.isatty()):
+        say(f"database: {describe_database(database.url)}")
+    return database
 
 
 def run_with(database: Database, work: Callable[[Database], Awaitable[T]]) -> T:
     """Run ``work(database)`` to completion and dispose of the database's pool afterwards."""
+    import asyncio
 
     async def _go() -> T:
         try:
@@ -62,13 +194,43 @@ def run_with(database: Database, work: Callable[[Database], Awaitable[T]]) -> T:
     return asyncio.run(_go())
 
 
+def run_orchestrator(database_url: str | None, work: Callable[[Orchestrator], Awaitable[T]]) -> T:
+    """Run ``work`` with an orchestrator on the command's database (no agents loaded).
+
+    Reading, deciding and cancelling need the workflows' steps but never run an agent, so
+    the agents' heavy dependencies (speech recognition, numpy) stay unloaded.
+    """
+    from app.orchestrator.catalog import default_workflows
+    from app.orchestrator.engine import Orchestrator
+
+    async def go(database: Database) -> T:
+        return await work(Orchestrator(database, default_workflows()))
+
+    return run_with(database_for(database_url), go)
+
+
+async def resolve(database: Database, noun: Noun, text: str, field: str) -> uuid.UUID:
+    """The id ``text`` names: a full id, or a unique prefix of at least six hex digits."""
+    from app.orchestrator.ids import resolve_id
+
+    return await resolve_id(database, noun, text, field=field)
+
+
 @contextlib.contextmanager
 def progress_bar(label: str) -> Iterator[Callable[[int, int | None], None]]:
     """A Rich progress bar on standard error, shown only on a terminal.
 
     Yields ``report(done, total)``; ``total`` may be ``None`` when it is not known.
     """
-    console = Console(stderr=True)
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+    )
+
+    console = stderr()
     with Progress(
         TextColumn(label),
         BarColumn(),

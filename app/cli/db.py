@@ -4,20 +4,27 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.table import Table
 
-from app.cli.common import DatabaseUrlOption, Refused, console, err_console
+from app.cli.common import (
+    DatabaseUrlOption,
+    JsonOption,
+    Refused,
+    describe_database,
+    print_json,
+    say,
+    stdout,
+)
 from app.cli.common import database_for as _database
 from app.cli.common import run_with as _run
-from app.database import Database
-from app.database import schema as db_schema
-from app.database.engine import create_sqlite_file
-from app.database.exceptions import describe_url
-from app.ops.backup import BackupResult, RestoreResult, create_backup, restore_backup
-from app.ops.vacuum import VacuumReport, vacuum_database
+
+if TYPE_CHECKING:
+    from app.database import Database
+    from app.database import schema as db_schema
+    from app.ops.backup import BackupResult, RestoreResult
+    from app.ops.vacuum import VacuumReport
 
 db_cli = typer.Typer(
     help="Create, migrate, inspect, back up, restore and vacuum the database.",
@@ -25,16 +32,26 @@ db_cli = typer.Typer(
 )
 
 
-def _print_status(status: db_schema.SchemaStatus, url: str) -> None:
-    console.print(f"database: {url}", soft_wrap=True, highlight=False)
-    table = Table()
-    table.add_column("table")
-    for name in status.tables:
-        table.add_row(name)
-    console.print(table)
+def _print_status(status: db_schema.SchemaStatus, database: Database, as_json: bool) -> None:
+    if as_json:
+        print_json(
+            {
+                "database": describe_database(database.url),
+                "revision": status.revision,
+                "head": status.head,
+                "at_head": status.at_head,
+                "tables": list(status.tables),
+                "request_count": status.request_count,
+            }
+        )
+        return
+    console = stdout()
+    console.print(f"database: {describe_database(database.url)}", soft_wrap=True, highlight=False)
+    console.print(f"tables: {', '.join(status.tables)}", soft_wrap=True, highlight=False)
     state = "at head" if status.at_head else f"behind head {status.head}"
     console.print(
-        f"revision: {status.revision or 'none'} ({state}); requests: {status.request_count}"
+        f"revision: {status.revision or 'none'} ({state}); requests: {status.request_count}",
+        highlight=False,
     )
 
 
@@ -46,9 +63,13 @@ def db_init(
     force: Annotated[
         bool, typer.Option("--force", help="With --drop: drop even when requests exist.")
     ] = False,
+    as_json: JsonOption = False,
 ) -> None:
     """Bring the database to the head migration and show its tables (safe to run twice)."""
-    database = _database(database_url)
+    from app.database import schema as db_schema
+    from app.database.engine import create_sqlite_file
+
+    database = _database(database_url, announce=False)
 
     async def work(db: Database) -> db_schema.SchemaStatus:
         create_sqlite_file(db.url)
@@ -66,7 +87,7 @@ def db_init(
         return await db_schema.schema_status(db)
 
     status = _run(database, work)
-    _print_status(status, database.url.render_as_string(hide_password=True))
+    _print_status(status, database, as_json)
 
 
 def _confirm_drop(db: Database) -> bool:
@@ -79,9 +100,11 @@ def _confirm_drop(db: Database) -> bool:
 @db_cli.command("upgrade")
 def db_upgrade(
     database_url: DatabaseUrlOption = None,
-    revision: Annotated[str, typer.Argument(help="Target revision.")] = "head",
+    revision: Annotated[str, typer.Argument(metavar="REVISION", help="Target revision.")] = "head",
 ) -> None:
     """Apply migrations up to REVISION (default: head)."""
+    from app.database import schema as db_schema
+
     database = _database(database_url)
 
     async def work(db: Database) -> db_schema.SchemaStatus:
@@ -89,15 +112,17 @@ def db_upgrade(
         return await db_schema.schema_status(db)
 
     status = _run(database, work)
-    console.print(f"revision: {status.revision} (head {status.head})")
+    stdout().print(f"revision: {status.revision} (head {status.head})", highlight=False)
 
 
 @db_cli.command("current")
-def db_current(database_url: DatabaseUrlOption = None) -> None:
-    """Show the database's revision, tables and request count."""
-    database = _database(database_url)
+def db_current(database_url: DatabaseUrlOption = None, as_json: JsonOption = False) -> None:
+    """Show the database's revision, tables and request count (exit 1 when behind head)."""
+    from app.database import schema as db_schema
+
+    database = _database(database_url, announce=False)
     status = _run(database, db_schema.schema_status)
-    _print_status(status, database.url.render_as_string(hide_password=True))
+    _print_status(status, database, as_json)
     if not status.at_head:
         raise typer.Exit(1)
 
@@ -123,6 +148,9 @@ def db_backup(
     ] = None,
 ) -> None:
     """Write a verified hot backup (SQLite backup API / pg_dump -Fc) and prune old ones."""
+    from app.database.exceptions import describe_url
+    from app.ops.backup import create_backup
+
     if keep is not None and keep < 0:
         raise Refused("--keep: must be zero or more")
     database = _database(database_url)
@@ -132,24 +160,26 @@ def db_backup(
 
     result = _run(database, work)
     sys.stdout.write(f"{result.path}\n")
-    err_console.print(
+    say(
         f"backup of {describe_url(database.url)}: {result.path.name} "
         f"({_size(result.size_bytes)}); {result.verification.summary()}"
-        + (f"; pruned {len(result.pruned)} older backup(s)" if result.pruned else ""),
-        highlight=False,
-        soft_wrap=True,
+        + (f"; pruned {len(result.pruned)} older backup(s)" if result.pruned else "")
     )
 
 
 @db_cli.command("restore")
 def db_restore(
-    backup: Annotated[Path, typer.Argument(help="A backup written by `ledgerflow db backup`.")],
+    backup: Annotated[
+        Path, typer.Argument(metavar="BACKUP", help="A backup written by `ledgerflow db backup`.")
+    ],
     database_url: DatabaseUrlOption = None,
     force: Annotated[
         bool, typer.Option("--force", help="Replace everything in a non-empty database.")
     ] = False,
 ) -> None:
     """Restore BACKUP into an empty database (a non-empty one only with --force)."""
+    from app.ops.backup import restore_backup
+
     if not backup.is_file():
         raise Refused(f"BACKUP: {backup} does not exist or is not a file")
     database = _database(database_url)
@@ -158,7 +188,7 @@ def db_restore(
         return await restore_backup(db, backup, force=force)
 
     result = _run(database, work)
-    console.print(
+    stdout().print(
         f"restored {result.source.name} into {result.target}"
         + (" (replacing its contents)" if result.replaced else "")
         + f"; {result.verification.summary()}",
@@ -170,11 +200,13 @@ def db_restore(
 @db_cli.command("vacuum")
 def db_vacuum(database_url: DatabaseUrlOption = None) -> None:
     """Checkpoint, VACUUM and ANALYZE the database; print its size before and after."""
+    from app.ops.vacuum import vacuum_database
+
     database = _database(database_url)
     report: VacuumReport = _run(database, vacuum_database)
     for note in report.notes:
-        err_console.print(f"note: {note}", highlight=False, soft_wrap=True)
-    console.print(
+        say(f"note: {note}")
+    stdout().print(
         f"{report.backend}: {'; '.join(report.steps)} in {report.seconds:.1f} s; "
         f"size {_size(report.before_bytes)} -> {_size(report.after_bytes)} "
         f"({report.before_bytes} -> {report.after_bytes} bytes)",

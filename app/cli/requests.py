@@ -1,34 +1,34 @@
-"""``ledgerflow worker|submit|status``, ``requests list|show``, ``approvals ...``,
-``escalations ...``: run workers, and submit, read and steer requests."""
+"""``ledgerflow worker|submit|status`` and ``requests list|show|cancel``: run workers, submit
+requests and follow them."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import Awaitable, Callable, Sequence
-from datetime import datetime
-from typing import TYPE_CHECKING, Annotated, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
-from pydantic import BaseModel
-from rich.table import Table
 
-from app.cli.common import DatabaseUrlOption, console, err_console
-from app.cli.common import actor_of as _actor
+from app.cli.common import (
+    DatabaseUrlOption,
+    JsonOption,
+    RequestIdArgument,
+    WideOption,
+    actor_of,
+    database_for,
+    id_shortener,
+    print_json,
+    resolve,
+    run_orchestrator,
+    say,
+    stdout,
+)
+from app.cli.tables import Column, add_row, duration, new_table, show, when
 
 if TYPE_CHECKING:
     from app.orchestrator.engine import Orchestrator
-    from app.orchestrator.views import (
-        ApprovalView,
-        EscalationView,
-        History,
-        RequestPage,
-        RequestView,
-    )
-
-T = TypeVar("T")
+    from app.orchestrator.views import History, RequestPage, RequestView
 
 requests_cli = typer.Typer()
+requests_group = typer.Typer(help="List, show and cancel requests.", no_args_is_help=True)
 
 
 @requests_cli.command("worker")
@@ -36,13 +36,18 @@ def worker_command(
     concurrency: Annotated[
         int | None, typer.Option("--concurrency", min=1, help="Requests run at once.")
     ] = None,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Run workers only (scale out: start one per machine on a shared PostgreSQL)."""
+    import asyncio
+
     from app.bootstrap import build_services
     from app.orchestrator.worker import Worker, run_worker
 
+    database = database_for(database_url)
+
     async def go() -> None:
-        services = build_services()
+        services = build_services(database=database)
         try:
             await services.check_database()
             worker = Worker(
@@ -61,111 +66,92 @@ def worker_command(
 
 @requests_cli.command("submit")
 def submit_command(
-    kind: Annotated[str, typer.Argument(help="Request kind: research or transcription.")],
+    kind: Annotated[
+        str, typer.Argument(metavar="KIND", help="Request kind: research or transcription.")
+    ],
     payload_file: Annotated[
-        typer.FileText, typer.Argument(help="JSON payload file ('-' for standard input).")
+        str,
+        typer.Argument(
+            metavar="PAYLOAD_FILE",
+            help="JSON payload file ('-' for standard input).",
+            show_default=False,
+        ),
     ],
     submitted_by: Annotated[str, typer.Option("--as", help="Who submits.")] = "cli",
-    idempotency_key: Annotated[str | None, typer.Option("--idempotency-key")] = None,
-    priority: Annotated[int, typer.Option("--priority")] = 0,
+    idempotency_key: Annotated[
+        str | None, typer.Option("--idempotency-key", help="Submitting again returns the same.")
+    ] = None,
+    priority: Annotated[
+        int, typer.Option("--priority", help="Higher runs first (-100 to 100).")
+    ] = 0,
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Submit a request and print it as JSON."""
-    import json
+    """Submit a request (the payload is checked first: every problem is named at once)."""
+    payload = _read_payload(payload_file)
 
-    from app.bootstrap import build_services
+    async def work(orchestrator: Orchestrator) -> RequestView:
+        return await orchestrator.submit(kind, payload, submitted_by, idempotency_key, priority)
+
+    view = run_orchestrator(database_url, work)
+    if as_json:
+        print_json(view)
+    else:
+        stdout().print(f"request {view.id}: {view.kind}, {view.state}", highlight=False)
+
+
+def _read_payload(path: str) -> Any:
+    """The JSON in ``path`` (``-``: standard input); a problem is one ``InvalidRequest``."""
+    import json
+    import sys
+
     from app.orchestrator.exceptions import InvalidRequest
 
     try:
-        payload = json.load(payload_file)
+        if path == "-":
+            text = sys.stdin.read()
+        else:
+            with open(path, encoding="utf-8") as file:
+                text = file.read()
+    except OSError as exc:
+        raise InvalidRequest(
+            f"cannot read {path} ({exc.strerror or exc})", field="PAYLOAD_FILE"
+        ) from None
+    except UnicodeDecodeError:
+        raise InvalidRequest(f"{path} is not UTF-8 text", field="PAYLOAD_FILE") from None
+    try:
+        return json.loads(text)
     except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"not JSON ({exc})", field="payload") from exc
-
-    async def go() -> str:
-        services = build_services()
-        try:
-            view = await services.orchestrator.submit(
-                kind, payload, submitted_by, idempotency_key, priority
-            )
-            return view.model_dump_json(indent=2)
-        finally:
-            await services.close()
-
-    console.print_json(asyncio.run(go()))
+        raise InvalidRequest(f"{path} is not JSON ({exc})", field="PAYLOAD_FILE") from None
 
 
 @requests_cli.command("status")
 def status_command(
-    request_id: Annotated[str, typer.Argument(help="The request's id.")],
+    request_id: RequestIdArgument,
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Print one request with its history as JSON."""
-    from app.bootstrap import build_services
-    from app.orchestrator.exceptions import InvalidRequest
+    """One line on where a request is (--json: the request with its whole history)."""
 
-    try:
-        rid = uuid.UUID(request_id)
-    except ValueError as exc:
-        raise InvalidRequest(f"{request_id!r} is not a request id", field="request_id") from exc
+    async def work(orchestrator: Orchestrator) -> History:
+        rid = await resolve(orchestrator.database, "request", request_id, "REQUEST_ID")
+        return await orchestrator.history(rid)
 
-    async def go() -> str:
-        services = build_services()
-        try:
-            return (await services.orchestrator.history(rid)).model_dump_json(indent=2)
-        finally:
-            await services.close()
-
-    console.print_json(asyncio.run(go()))
-
-
-# --------------------------------------------------------------------------- read and review
-
-requests_group = typer.Typer(help="List and show requests.", no_args_is_help=True)
-approvals_cli = typer.Typer(help="List and decide approval gates.", no_args_is_help=True)
-escalations_cli = typer.Typer(help="List and resolve escalations.", no_args_is_help=True)
-
-JsonOption = Annotated[bool, typer.Option("--json", help="Print JSON for scripts.")]
-ActorOption = Annotated[
-    str | None,
-    typer.Option("--as", help="Who decides (recorded in the audit trail); default cli:$USER."),
-]
-NoteOption = Annotated[str | None, typer.Option("--note", help="A note for the record.")]
-LimitOption = Annotated[int, typer.Option("--limit", min=1, max=500, help="At most this many.")]
-
-
-def _uuid(value: str, option: str) -> uuid.UUID:
-    from app.orchestrator.exceptions import InvalidRequest
-
-    try:
-        return uuid.UUID(value)
-    except ValueError:
-        raise InvalidRequest(f"{value!r} is not an id", field=option) from None
-
-
-def _with_orchestrator(database_url: str | None, work: Callable[[Orchestrator], Awaitable[T]]) -> T:
-    from app.bootstrap import build_services
-    from app.cli.common import database_for
-
-    async def go() -> T:
-        services = build_services(database=database_for(database_url))
-        try:
-            return await work(services.orchestrator)
-        finally:
-            await services.close()
-
-    return asyncio.run(go())
-
-
-def _when(moment: datetime | None) -> str:
-    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment is not None else ""
-
-
-def _print_json(items: Sequence[BaseModel] | BaseModel) -> None:
-    import json
-    import sys
-
-    if isinstance(items, BaseModel):
-        sys.stdout.write(items.model_dump_json(indent=2) + "\n")
+    history = run_orchestrator(database_url, work)
+    if as_json:
+        print_json(history)
         return
-    sys.stdout.write(json.dumps([i.model_dump(mode="json") for i in items], indent=2) + "\n")
+    r = history.request
+    stdout().print(f"{r.id} {r.kind} {r.state}{_where(r)}", highlight=False, soft_wrap=True)
+
+
+def _where(r: RequestView) -> str:
+    """`` at STEP (attempt N)`` while the request is under way, else nothing."""
+    from app.orchestrator.states import TERMINAL
+
+    if r.current_step is None or r.state in TERMINAL:
+        return ""
+    return f" at {r.current_step} (attempt {r.attempt})"
 
 
 @requests_group.command("list")
@@ -176,7 +162,8 @@ def requests_list(
     since: Annotated[str | None, typer.Option("--since", help="Created at or after (ISO).")] = None,
     until: Annotated[str | None, typer.Option("--until", help="Created before (ISO).")] = None,
     cursor: Annotated[str | None, typer.Option("--cursor", help="Next page of a list.")] = None,
-    limit: LimitOption = 50,
+    limit: Annotated[int, typer.Option("--limit", min=1, max=500, help="At most this many.")] = 50,
+    wide: WideOption = False,
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
@@ -197,211 +184,103 @@ def requests_list(
             limit=limit,
         )
 
-    page = _with_orchestrator(database_url, work)
+    page = run_orchestrator(database_url, work)
     if as_json:
-        _print_json(page)
+        print_json(page)
         return
-    table = Table(title="requests (newest first)")
-    for column in ("id", "kind", "state", "step", "submitted by", "created (UTC)", "completed"):
-        table.add_column(column, overflow="fold")
+    columns = [
+        Column("id"),
+        Column("kind"),
+        Column("state"),
+        Column("step"),
+        Column("by", max_width=16),
+        Column("created (UTC)"),
+    ]
+    if wide:
+        columns += [Column("attempt"), Column("priority"), Column("completed (UTC)")]
+    table = new_table("requests, newest first", columns)
+    shorten = id_shortener((r.id for r in page.items), wide)
     for r in page.items:
-        table.add_row(
-            str(r.id),
-            r.kind,
-            r.state,
-            r.current_step or "",
-            r.submitted_by,
-            _when(r.created_at),
-            _when(r.completed_at),
-        )
-    console.print(table)
+        row = [shorten(r.id), r.kind, r.state, r.current_step or "", r.submitted_by]
+        row.append(when(r.created_at, seconds=wide))
+        if wide:
+            row += [str(r.attempt), str(r.priority), when(r.completed_at)]
+        add_row(table, *row)
+    show(table, wide=wide)
     if page.next_cursor:
-        err_console.print(f"next page: --cursor {page.next_cursor}", highlight=False)
+        say(f"next page: --cursor {page.next_cursor}")
 
 
 @requests_group.command("show")
 def requests_show(
-    request_id: Annotated[str, typer.Argument(help="The request's id.")],
+    request_id: RequestIdArgument,
+    wide: WideOption = False,
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """One request with its transitions, step executions, approvals and escalations."""
-    rid = _uuid(request_id, "REQUEST_ID")
+    """One request and its timeline: transitions, attempts, approvals and escalations."""
 
     async def work(orchestrator: Orchestrator) -> History:
+        rid = await resolve(orchestrator.database, "request", request_id, "REQUEST_ID")
         return await orchestrator.history(rid)
 
-    history = _with_orchestrator(database_url, work)
+    history = run_orchestrator(database_url, work)
     if as_json:
-        _print_json(history)
-        return
+        print_json(history)
+    else:
+        _print_history(history, wide)
+
+
+def _print_history(history: History, wide: bool) -> None:
+    from rich.table import Table
+
+    from app.cli.timeline import timeline
+
     r = history.request
-    console.print(
-        f"[bold]{r.id}[/] {r.kind} [bold]{r.state}[/] step={r.current_step or '-'} "
-        f"attempt={r.attempt} by {r.submitted_by} created {_when(r.created_at)}",
-        highlight=False,
-        soft_wrap=True,
-    )
-    transitions = Table(title="transitions")
-    for column in ("at (UTC)", "from", "to", "step", "actor", "reason"):
-        transitions.add_column(column, overflow="fold")
-    for t in history.transitions:
-        transitions.add_row(
-            _when(t.created_at), t.from_state or "", t.to_state, t.step or "", t.actor, t.reason
-        )
-    console.print(transitions)
-    executions = Table(title="step executions")
-    for column in ("step", "agent", "attempt", "status", "ms", "worker", "error"):
-        executions.add_column(column, overflow="fold")
-    for e in history.executions:
-        executions.add_row(
-            e.step,
-            e.agent_id,
-            str(e.attempt),
-            e.status,
-            "" if e.duration_ms is None else str(e.duration_ms),
-            e.worker_id or "",
-            e.error or "",
-        )
-    console.print(executions)
-    if history.approvals:
-        _approvals_table(history.approvals)
-    if history.escalations:
-        _escalations_table(history.escalations)
+    facts = Table.grid(padding=(0, 2))
+    facts.add_column(no_wrap=True)
+    facts.add_column(overflow="fold")
+    add_row(facts, "request", f"{r.id} ({r.kind})")
+    add_row(facts, "state", f"{r.state}{_where(r)}")
+    add_row(facts, "submitted", f"{when(r.created_at)} UTC by {r.submitted_by}")
+    add_row(facts, "priority", str(r.priority))
+    if r.completed_at is not None:
+        add_row(facts, "finished", f"{when(r.completed_at)} UTC, {_elapsed(r)} after submit")
+    if r.error:
+        add_row(facts, "error", str(r.error.get("error") or r.error.get("reason") or r.error))
+    out = stdout()
+    out.print(facts)
+    table = new_table(None, [Column("at (UTC)"), Column("what happened", wrap=True)])
+    for entry in timeline(history, wide=wide):
+        add_row(table, when(entry.at), entry.what)
+    out.print(table)
 
 
-def _approvals_table(approvals: Sequence[ApprovalView]) -> None:
-    table = Table(title="approvals")
-    for column in ("id", "request", "step", "status", "requested (UTC)", "decided by", "note"):
-        table.add_column(column, overflow="fold")
-    for a in approvals:
-        table.add_row(
-            str(a.id),
-            str(a.request_id),
-            a.step,
-            a.status,
-            _when(a.requested_at),
-            a.decided_by or "",
-            a.note or "",
-        )
-    console.print(table)
+def _elapsed(r: RequestView) -> str:
+    if r.completed_at is None:
+        return ""
+    return duration(round((r.completed_at - r.created_at).total_seconds() * 1000))
 
 
-def _escalations_table(escalations: Sequence[EscalationView]) -> None:
-    table = Table(title="escalations")
-    for column in ("id", "request", "step", "reason", "status", "opened (UTC)", "resolution"):
-        table.add_column(column, overflow="fold")
-    for e in escalations:
-        table.add_row(
-            str(e.id),
-            str(e.request_id),
-            e.step,
-            e.reason,
-            e.status,
-            _when(e.opened_at),
-            e.resolution or "",
-        )
-    console.print(table)
-
-
-@approvals_cli.command("list")
-def approvals_list(
-    status: Annotated[
-        str, typer.Option("--status", help="pending | approved | rejected | cancelled | all")
-    ] = "pending",
-    limit: LimitOption = 100,
+@requests_group.command("cancel")
+def requests_cancel(
+    request_id: RequestIdArgument,
+    reason: Annotated[str | None, typer.Option("--reason", help="Why (for the record).")] = None,
+    actor: Annotated[
+        str | None, typer.Option("--as", help="Who cancels (audited); default cli:$USER.")
+    ] = None,
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Approval gates, oldest first."""
-
-    async def work(orchestrator: Orchestrator) -> list[ApprovalView]:
-        return await orchestrator.approvals(None if status == "all" else status, limit)
-
-    approvals = _with_orchestrator(database_url, work)
-    if as_json:
-        _print_json(approvals)
-    else:
-        _approvals_table(approvals)
-
-
-@approvals_cli.command("decide")
-def approvals_decide(
-    approval_id: Annotated[str, typer.Argument(help="The approval's id.")],
-    decision: Annotated[str, typer.Argument(help="approve | reject")],
-    note: NoteOption = None,
-    actor: ActorOption = None,
-    as_json: JsonOption = False,
-    database_url: DatabaseUrlOption = None,
-) -> None:
-    """Approve (the request goes on) or reject (it fails)."""
-    from app.orchestrator.exceptions import InvalidRequest
-
-    aid = _uuid(approval_id, "APPROVAL_ID")
-    if decision not in ("approve", "reject"):
-        raise InvalidRequest("must be 'approve' or 'reject'", field="DECISION")
-    who = _actor(actor)
+    """Cancel a request that has not finished (a running step's late result is discarded)."""
+    who = actor_of(actor)
 
     async def work(orchestrator: Orchestrator) -> RequestView:
-        return await orchestrator.decide_approval(
-            aid, who, "approve" if decision == "approve" else "reject", note
-        )
+        rid = await resolve(orchestrator.database, "request", request_id, "REQUEST_ID")
+        return await orchestrator.cancel(rid, who, reason)
 
-    view = _with_orchestrator(database_url, work)
+    view = run_orchestrator(database_url, work)
     if as_json:
-        _print_json(view)
+        print_json(view)
     else:
-        console.print(f"request {view.id} is now {view.state}", highlight=False)
-
-
-@escalations_cli.command("list")
-def escalations_list(
-    status: Annotated[
-        str, typer.Option("--status", help="open | resolved | cancelled | all")
-    ] = "open",
-    limit: LimitOption = 100,
-    as_json: JsonOption = False,
-    database_url: DatabaseUrlOption = None,
-) -> None:
-    """Escalations, oldest first."""
-
-    async def work(orchestrator: Orchestrator) -> list[EscalationView]:
-        return await orchestrator.escalations(None if status == "all" else status, limit)
-
-    escalations = _with_orchestrator(database_url, work)
-    if as_json:
-        _print_json(escalations)
-    else:
-        _escalations_table(escalations)
-
-
-@escalations_cli.command("resolve")
-def escalations_resolve(
-    escalation_id: Annotated[str, typer.Argument(help="The escalation's id.")],
-    resolution: Annotated[str, typer.Argument(help="retry | skip | fail")],
-    note: NoteOption = None,
-    actor: ActorOption = None,
-    as_json: JsonOption = False,
-    database_url: DatabaseUrlOption = None,
-) -> None:
-    """Retry the escalated step, skip it, or fail the request."""
-    from app.orchestrator.exceptions import InvalidRequest
-
-    eid = _uuid(escalation_id, "ESCALATION_ID")
-    choices: dict[str, Literal["retry", "skip", "fail"]] = {
-        "retry": "retry",
-        "skip": "skip",
-        "fail": "fail",
-    }
-    if resolution not in choices:
-        raise InvalidRequest("must be 'retry', 'skip' or 'fail'", field="RESOLUTION")
-    who = _actor(actor)
-
-    async def work(orchestrator: Orchestrator) -> RequestView:
-        return await orchestrator.resolve_escalation(eid, who, choices[resolution], note)
-
-    view = _with_orchestrator(database_url, work)
-    if as_json:
-        _print_json(view)
-    else:
-        console.print(f"request {view.id} is now {view.state}", highlight=False)
+        stdout().print(f"request {view.id} is now {view.state}", highlight=False)

@@ -8,17 +8,29 @@ from __future__ import annotations
 
 import json
 import sys
-import uuid
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from app.cli.common import DatabaseUrlOption, Refused, console, err_console
+from app.cli.common import (
+    DatabaseUrlOption,
+    JsonOption,
+    Refused,
+    RequestIdArgument,
+    database_for,
+    resolve,
+    run_with,
+    say,
+    stdout,
+)
 from app.cli.common import actor_of as _actor
-from app.cli.common import database_for as _database
-from app.cli.common import run_with as _run
-from app.database import Database
-from app.ops.retention import CATEGORIES, Hold, PurgeReport, place_hold, purge, release_hold
+
+if TYPE_CHECKING:
+    from app.database import Database
+    from app.ops.retention import Hold, PurgeReport
+
+#: Purge categories (kept here so that --help needs no import of the retention module).
+CATEGORIES = ("payload", "audio", "delivery")
 
 retention_cli = typer.Typer(
     help="Purge finished requests' payloads and files past their retention age; legal holds.",
@@ -29,13 +41,6 @@ AsOption = Annotated[
     str | None,
     typer.Option("--as", help="Who acts (recorded in the audit event); default cli:$USER."),
 ]
-
-
-def _request_id(raw: str) -> uuid.UUID:
-    try:
-        return uuid.UUID(raw)
-    except ValueError:
-        raise Refused(f"REQUEST_ID: {raw!r} is not a request id (a UUID)") from None
 
 
 def _print_purge(report: PurgeReport, as_json: bool) -> None:
@@ -56,6 +61,7 @@ def _print_purge(report: PurgeReport, as_json: bool) -> None:
         sys.stdout.write(json.dumps(body, indent=2) + "\n")
         return
     verb = "would purge" if report.dry_run else "purged"
+    console = stdout()
     if not report.cutoffs:
         console.print("every retention age is 0: nothing is ever purged")
     for category, cutoff in report.cutoffs.items():
@@ -66,7 +72,7 @@ def _print_purge(report: PurgeReport, as_json: bool) -> None:
             highlight=False,
         )
     for request_id, category, why in report.skipped:
-        err_console.print(f"skipped {category} of {request_id}: {why}", highlight=False)
+        say(f"skipped {category} of {request_id}: {why}")
     console.print(
         f"files: {report.files_deleted} ({report.bytes_deleted} bytes) "
         f"{'would be ' if report.dry_run else ''}deleted; audit rows are never purged "
@@ -85,26 +91,27 @@ def retention_purge(
         list[str] | None,
         typer.Option("--category", help=f"Only this category ({', '.join(CATEGORIES)}); repeat."),
     ] = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print the report as JSON.")] = False,
+    as_json: JsonOption = False,
     accessed_by: AsOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Purge payload bodies, audio and delivery files of requests finished long enough ago."""
+    from app.ops.retention import purge
+
     for name in category or ():
         if name not in CATEGORIES:
             raise Refused(f"--category: {name!r} is not one of {', '.join(CATEGORIES)}")
     actor = _actor(accessed_by)
-    database = _database(database_url)
 
     async def work(db: Database) -> PurgeReport:
         return await purge(db, actor=actor, dry_run=dry_run, categories=category)
 
-    _print_purge(_run(database, work), as_json)
+    _print_purge(run_with(database_for(database_url), work), as_json)
 
 
 @retention_cli.command("hold")
 def retention_hold(
-    request_id: Annotated[str, typer.Argument(help="The request to keep.")],
+    request_id: RequestIdArgument,
     reason: Annotated[
         str, typer.Option("--reason", help="Why (a case or matter reference; no PHI).")
     ],
@@ -112,15 +119,16 @@ def retention_hold(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Place a legal hold: retention will not purge any of the request's data."""
-    rid = _request_id(request_id)
+    from app.ops.retention import place_hold
+
     actor = _actor(accessed_by)
-    database = _database(database_url)
 
     async def work(db: Database) -> Hold:
+        rid = await resolve(db, "request", request_id, "REQUEST_ID")
         return await place_hold(db, rid, reason, actor)
 
-    hold = _run(database, work)
-    console.print(
+    hold = run_with(database_for(database_url), work)
+    stdout().print(
         f"request {hold.request_id} is on legal hold since "
         f"{hold.held_at.isoformat(timespec='seconds')} ({hold.reason})",
         highlight=False,
@@ -130,7 +138,7 @@ def retention_hold(
 
 @retention_cli.command("release")
 def retention_release(
-    request_id: Annotated[str, typer.Argument(help="The held request.")],
+    request_id: RequestIdArgument,
     reason: Annotated[
         str | None, typer.Option("--reason", help="Why the hold ends (optional).")
     ] = None,
@@ -138,15 +146,16 @@ def retention_release(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Release a legal hold: the request's data may be purged again once past its age."""
-    rid = _request_id(request_id)
+    from app.ops.retention import release_hold
+
     actor = _actor(accessed_by)
-    database = _database(database_url)
 
     async def work(db: Database) -> Hold:
+        rid = await resolve(db, "request", request_id, "REQUEST_ID")
         return await release_hold(db, rid, actor, reason)
 
-    hold = _run(database, work)
-    console.print(
+    hold = run_with(database_for(database_url), work)
+    stdout().print(
         f"request {hold.request_id}: legal hold released (held since "
         f"{hold.held_at.isoformat(timespec='seconds')})",
         highlight=False,

@@ -8,19 +8,14 @@ exits 0. A second signal makes the server drop open connections at once.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
-import math
-import signal
 from collections.abc import Iterator
 from typing import Annotated
 
-import structlog
 import typer
 
+from app.cli.common import DatabaseUrlOption, database_for
 from app.exceptions import ConfigurationError
-
-log = structlog.get_logger(__name__)
 
 serve_cli = typer.Typer()
 
@@ -41,15 +36,28 @@ def serve_command(
     no_workers: Annotated[
         bool, typer.Option("--no-workers", help="Serve the API only (workers run elsewhere).")
     ] = False,
+    database_url: DatabaseUrlOption = None,
 ) -> None:
     """Serve the HTTP API and run workers in this process until SIGTERM or Ctrl+C."""
-    asyncio.run(serve(host, port, concurrency, workers=not no_workers))
+    import asyncio
+
+    asyncio.run(serve(host, port, concurrency, workers=not no_workers, database_url=database_url))
 
 
 async def serve(
-    host: str | None, port: int | None, concurrency: int | None, *, workers: bool
+    host: str | None,
+    port: int | None,
+    concurrency: int | None,
+    *,
+    workers: bool,
+    database_url: str | None = None,
 ) -> None:
     """Run the API server (and a worker) until a signal, then shut both down in order."""
+    import asyncio
+    import math
+    import signal
+
+    import structlog
     import uvicorn
 
     from app.api import create_app
@@ -63,7 +71,8 @@ async def serve(
             # shutdown and end the process with -15 instead of a clean 0.
             yield
 
-    services = build_services()
+    log = structlog.get_logger(__name__)
+    services = build_services(database=database_for(database_url))
     try:
         await services.check_database()
     except BaseException:

@@ -419,8 +419,8 @@ async def test_cli_query_trail_checkpoint_and_verify(
     code, out, err = await cli("query", "--limit", "3", "--format", "jsonl", "--newest-first")
     assert code == 0 and len(out.splitlines()) == 3 and "next page: --cursor " in err
     code, out, _ = await cli("trail", str(request_ids[0]))
-    # A table (folded at the 80 columns a non-terminal gets) titled with the request.
-    assert code == 0 and str(request_ids[0]) in out and "┃ occurred" in out
+    # A table (fitted to the 80 columns a non-terminal gets) titled with the request.
+    assert code == 0 and str(request_ids[0]) in out and "occurred at (UTC)" in out
     # The checkpoint as a real process: its digest is the only thing on standard output.
     made = subprocess.run(
         [

@@ -13,7 +13,6 @@ from sqlalchemy import func, insert, select, update
 from typer.testing import CliRunner
 
 from app.audit.verify import verify_session
-from app.cli.common import Refused
 from app.cli.retention import retention_cli
 from app.config import Settings
 from app.database import Database
@@ -22,6 +21,7 @@ from app.database.types import utcnow
 from app.ops.exceptions import RetentionRefused
 from app.ops.retention import place_hold, purge, release_hold
 from app.orchestrator.engine import Orchestrator
+from app.orchestrator.exceptions import InvalidRequest
 from app.orchestrator.worker import Worker
 from tests.support.agents import engine_agents, engine_workflows
 from tests.support.checks import assert_ledger_consistent
@@ -249,7 +249,7 @@ def test_retention_cli_hold_release_and_dry_run(database_url: Any, tmp_path: Pat
     bad = runner.invoke(
         retention_cli, ["hold", "not-a-uuid", "--reason", "x", "--database-url", url]
     )
-    assert isinstance(bad.exception, Refused) and "REQUEST_ID" in bad.exception.message
+    assert isinstance(bad.exception, InvalidRequest) and "REQUEST_ID" in bad.exception.message
 
     async def submit() -> uuid.UUID:
         db = Database.from_url(database_url)
