@@ -194,17 +194,29 @@ def run_with(database: Database, work: Callable[[Database], Awaitable[T]]) -> T:
     return asyncio.run(_go())
 
 
-def run_orchestrator(database_url: str | None, work: Callable[[Orchestrator], Awaitable[T]]) -> T:
+def run_orchestrator(
+    database_url: str | None,
+    work: Callable[[Orchestrator], Awaitable[T]],
+    *,
+    workflows: bool = True,
+) -> T:
     """Run ``work`` with an orchestrator on the command's database (no agents loaded).
 
-    Reading, deciding and cancelling need the workflows' steps but never run an agent, so
-    the agents' heavy dependencies (speech recognition, numpy) stay unloaded.
+    Submitting, deciding and cancelling need the workflows' steps but never run an agent,
+    so the agents' heavy dependencies (speech recognition, numpy) stay unloaded; reading
+    needs no workflow at all (``workflows=False``).
     """
-    from app.orchestrator.catalog import default_workflows
     from app.orchestrator.engine import Orchestrator
+    from app.orchestrator.workflows import WorkflowRegistry
+
+    registry = WorkflowRegistry()
+    if workflows:
+        from app.orchestrator.catalog import default_workflows
+
+        registry = default_workflows()
 
     async def go(database: Database) -> T:
-        return await work(Orchestrator(database, default_workflows()))
+        return await work(Orchestrator(database, registry))
 
     return run_with(database_for(database_url), go)
 

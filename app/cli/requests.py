@@ -24,6 +24,8 @@ from app.cli.common import (
 from app.cli.tables import Column, add_row, duration, new_table, show, when
 
 if TYPE_CHECKING:
+    from datetime import datetime
+
     from app.orchestrator.engine import Orchestrator
     from app.orchestrator.views import History, RequestPage, RequestView
 
@@ -137,7 +139,7 @@ def status_command(
         rid = await resolve(orchestrator.database, "request", request_id, "REQUEST_ID")
         return await orchestrator.history(rid)
 
-    history = run_orchestrator(database_url, work)
+    history = run_orchestrator(database_url, work, workflows=False)
     if as_json:
         print_json(history)
         return
@@ -168,10 +170,8 @@ def requests_list(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Requests newest first, filtered, one page at a time."""
-    from app.audit.query import parse_time
-
-    created_after = parse_time(since, "--since") if since else None
-    created_before = parse_time(until, "--until") if until else None
+    created_after = _time(since, "--since")
+    created_before = _time(until, "--until")
 
     async def work(orchestrator: Orchestrator) -> RequestPage:
         return await orchestrator.list(
@@ -184,7 +184,7 @@ def requests_list(
             limit=limit,
         )
 
-    page = run_orchestrator(database_url, work)
+    page = run_orchestrator(database_url, work, workflows=False)
     if as_json:
         print_json(page)
         return
@@ -211,6 +211,14 @@ def requests_list(
         say(f"next page: --cursor {page.next_cursor}")
 
 
+def _time(value: str | None, option: str) -> datetime | None:
+    if value is None:
+        return None
+    from app.audit.query import parse_time
+
+    return parse_time(value, option)
+
+
 @requests_group.command("show")
 def requests_show(
     request_id: RequestIdArgument,
@@ -224,7 +232,7 @@ def requests_show(
         rid = await resolve(orchestrator.database, "request", request_id, "REQUEST_ID")
         return await orchestrator.history(rid)
 
-    history = run_orchestrator(database_url, work)
+    history = run_orchestrator(database_url, work, workflows=False)
     if as_json:
         print_json(history)
     else:

@@ -106,7 +106,7 @@ def approvals_list(
     async def work(orchestrator: Orchestrator) -> list[ApprovalView]:
         return await orchestrator.approvals(None if status == "all" else status, limit)
 
-    approvals = run_orchestrator(database_url, work)
+    approvals = run_orchestrator(database_url, work, workflows=False)
     if as_json:
         print_json(approvals)
     else:
@@ -156,7 +156,7 @@ def escalations_list(
     async def work(orchestrator: Orchestrator) -> list[EscalationView]:
         return await orchestrator.escalations(None if status == "all" else status, limit)
 
-    escalations = run_orchestrator(database_url, work)
+    escalations = run_orchestrator(database_url, work, workflows=False)
     if as_json:
         print_json(escalations)
     else:
