@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     heartbeat_seconds: float = 10.0
     poll_seconds: float = 0.5
     shutdown_grace_seconds: float = 10.0
+    #: How often a worker looks for owed file cleanups (cancelled or failed requests).
+    cleanup_poll_seconds: float = Field(default=2.0, gt=0)
 
     #: Where the synthetic clinical warehouse lives (default: the orchestrator database).
     warehouse_url: str | None = None
@@ -112,6 +114,9 @@ class Settings(BaseSettings):
     retention_audio_days: int = 90
     #: Days after a research request finished before its delivery files go (0: never).
     retention_delivery_days: int = 180
+    #: Hours after which ``retention purge`` removes staging files a crash left behind for a
+    #: finished (or unknown) request (0: never).
+    retention_staging_hours: int = 24
     #: Years audit rows are kept; ``retention purge`` never deletes audit rows, it reports
     #: those past this age for a separate, deliberate archive.
     audit_retention_years: int = 6
@@ -125,6 +130,7 @@ class Settings(BaseSettings):
         "retention_payload_days",
         "retention_audio_days",
         "retention_delivery_days",
+        "retention_staging_hours",
         "max_queued_requests",
     )
     @classmethod

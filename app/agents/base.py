@@ -22,15 +22,23 @@ before the next step (a low-confidence transcript, say).
 
 Side effects outside the database (files, external calls) must be idempotent under
 ``context.idempotency_key``: a step interrupted by a crash is run again.
+
+Files an agent writes are its to clean up: :meth:`Agent.cleanup` is called by the engine,
+durably (retried until it succeeds), when the request is cancelled or fails (remove every
+file the step wrote for it) and before a step interrupted by a crash runs again on another
+worker (remove what a re-run would not overwrite). It returns what it removed — names,
+sizes and SHA-256 — which the engine records on the audit trail without any content.
 """
 
 from __future__ import annotations
 
+import hashlib
 import uuid
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, Generic, Protocol, TypeVar
+from pathlib import Path
+from typing import Any, ClassVar, Generic, Literal, Protocol, TypeVar
 
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -102,6 +110,53 @@ class AgentContext:
     settings: Settings
 
 
+#: Why the engine asks an agent to clean up.
+CleanupReason = Literal["cancelled", "failed", "recovered"]
+
+
+@dataclass(frozen=True)
+class CleanupContext:
+    """What the engine tells an agent whose files are to be removed."""
+
+    request_id: uuid.UUID
+    kind: str
+    step: str
+    #: cancelled / failed: the request ended without a delivery — remove everything the
+    #: step wrote for it. recovered: the step runs again — remove what a re-run would not
+    #: overwrite (a re-run must still find the inputs it reads).
+    reason: CleanupReason
+    settings: Settings
+    log: Any
+
+
+@dataclass(frozen=True)
+class RemovedFile:
+    """A file a cleanup removed: its name relative to the agent's folder, size and digest."""
+
+    name: str
+    bytes: int
+    sha256: str
+
+
+def remove_files(root: Path, paths: Iterable[Path]) -> list[RemovedFile]:
+    """Remove ``paths`` (files under ``root``), returning what was removed; missing ones are
+    skipped, so a cleanup run twice removes nothing the second time."""
+    removed = []
+    for path in sorted(paths):
+        if not path.is_file():
+            continue
+        data = path.read_bytes()
+        path.unlink()
+        removed.append(
+            RemovedFile(
+                name=str(path.relative_to(root)),
+                bytes=len(data),
+                sha256=hashlib.sha256(data).hexdigest(),
+            )
+        )
+    return removed
+
+
 class AgentError(LedgerflowError):
     """An agent could not finish its step."""
 
@@ -159,6 +214,11 @@ class Agent(ABC, Generic[InputT, OutputT]):
     async def run(self, context: AgentContext, input: InputT) -> OutputT | StepResult[OutputT]:
         """Do the step's work and return its output (or a ``StepResult``)."""
 
+    async def cleanup(self, context: CleanupContext) -> list[RemovedFile]:
+        """Remove the files this agent's step wrote for the request (see the module
+        docstring); returns what was removed. The default: an agent that writes no files."""
+        return []
+
     def parse_input(self, payload: Mapping[str, Any], previous: Mapping[str, Any]) -> InputT:
         """Validate the engine's raw input against ``input_model``."""
         parsed = self.input_model.model_validate({"payload": payload, "previous": previous})
@@ -171,10 +231,14 @@ __all__ = [
     "AgentContext",
     "AgentError",
     "AsyncSession",
+    "CleanupContext",
+    "CleanupReason",
     "ClinicalDataSource",
     "DomainWrite",
     "NeedsHumanReview",
     "PermanentError",
+    "RemovedFile",
     "RetryableError",
     "StepResult",
+    "remove_files",
 ]

@@ -14,9 +14,10 @@ from __future__ import annotations
 import hashlib
 import json
 import uuid
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, TypedDict
 
 from app.audit.events import AuditEvent
 
@@ -47,7 +48,24 @@ def format_timestamp(moment: datetime) -> str:
     return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-def row_hash(row: dict[str, Any]) -> str:
+class AuditRow(TypedDict):
+    """One ``audit_logs`` row as written."""
+
+    id: uuid.UUID
+    chain_key: str
+    seq: int
+    request_id: uuid.UUID | None
+    event_type: str
+    severity: str
+    actor: str
+    agent_id: str | None
+    occurred_at: datetime
+    event_data: dict[str, Any]
+    prev_hash: str
+    hash: str
+
+
+def row_hash(row: Mapping[str, Any]) -> str:
     """The hash of an audit row given as a mapping of its columns (``hash`` is ignored)."""
     request_id = row["request_id"]
     canonical = {
@@ -87,21 +105,22 @@ class ChainHead:
         occurred_at: datetime,
         request_id: uuid.UUID | None = None,
         agent_id: str | None = None,
-    ) -> dict[str, Any]:
-        """Return the ``audit_logs`` row (column -> value) for ``event`` and advance."""
-        row: dict[str, Any] = {
-            "id": uuid.uuid4(),
-            "chain_key": self.chain_key,
-            "seq": self.seq + 1,
-            "request_id": request_id,
-            "event_type": event.event_type,
-            "severity": event.severity,
-            "actor": actor,
-            "agent_id": agent_id,
-            "occurred_at": occurred_at,
-            "event_data": event.data(),
-            "prev_hash": self.hash or GENESIS,
-        }
+    ) -> AuditRow:
+        """Return the ``audit_logs`` row for ``event`` and advance."""
+        row = AuditRow(
+            id=uuid.uuid4(),
+            chain_key=self.chain_key,
+            seq=self.seq + 1,
+            request_id=request_id,
+            event_type=event.event_type,
+            severity=event.severity,
+            actor=actor,
+            agent_id=agent_id,
+            occurred_at=occurred_at,
+            event_data=event.data(),
+            prev_hash=self.hash or GENESIS,
+            hash="",
+        )
         row["hash"] = row_hash(row)
         self.seq = row["seq"]
         self.hash = row["hash"]

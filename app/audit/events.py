@@ -328,6 +328,26 @@ class CallbackFailed(AuditEvent):
     final: bool = Field(description="true when ledgerflow gave up (no retry follows)")
 
 
+#: Why files were removed (``files_removed``).
+RemovalReason = Literal["cancelled", "failed", "recovered", "stale"]
+
+
+class FilesRemoved(AuditEvent):
+    """Files a request's steps wrote were removed: it was cancelled or failed (no delivery),
+    or a step interrupted by a crash runs again. Counts and digests only, never content."""
+
+    event_type: Literal["files_removed"] = "files_removed"
+    reason: RemovalReason = Field(
+        description="`cancelled` / `failed` (the request ended without a delivery), "
+        "`recovered` (before a crashed step's re-run), `stale` (retention found staging a "
+        "crash left behind)"
+    )
+    steps: list[str] = Field(description="the steps whose agents removed files")
+    files_removed: int = Field(description="files removed from disk")
+    bytes_removed: int = Field(description="bytes those files held")
+    sha256: list[str] = Field(description="SHA-256 of each removed file, in name order")
+
+
 AnyEvent = Annotated[
     RequestSubmitted
     | StateChanged
@@ -354,7 +374,8 @@ AnyEvent = Annotated[
     | TranscriptCorrected
     | DataAccessed
     | CallbackSent
-    | CallbackFailed,
+    | CallbackFailed
+    | FilesRemoved,
     Field(discriminator="event_type"),
 ]
 

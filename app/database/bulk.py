@@ -227,22 +227,21 @@ async def update_returning(
     table: Table,
     columns: tuple[str, ...],
     keys: tuple[str, ...],
-    rows: Sequence[dict[str, Any]],
+    rows: Sequence[Sequence[Any]],
 ) -> list[Any]:
     """One ``UPDATE ... FROM (VALUES ...) ... RETURNING`` for many rows, each with its own values.
 
-    Each row gives the new values under the column names in ``columns`` and the guard under
-    ``"where:<key>"`` for every column in ``keys``; a row is updated only where all its keys
+    Each row is a tuple of the guard's values (one per column in ``keys``) followed by the
+    new values (one per column in ``columns``); a row is updated only where all its keys
     match (the guard lives in the write). Returns the first key of every updated row, as
-    the driver gives it.
+    the driver gives it. Rows are locked in the order given (PostgreSQL joins the VALUES
+    list to the primary key in order): callers sort them to keep one lock order.
     """
     if not rows:
         return []
     dialect = connection.dialect.name
-    names = [f"where:{k}" for k in keys] + list(columns)
     converters = [_converter(dialect, table.c[n].type) for n in keys + columns]
-    pairs = list(zip(names, converters, strict=True))
-    params = tuple(conv(row[name]) for row in rows for name, conv in pairs)
+    params = tuple(conv(value) for row in rows for conv, value in zip(converters, row, strict=True))
     sql = _update_from_values_sql(dialect, table, columns, keys, len(rows))
     result = await connection.exec_driver_sql(sql, params)
     return [row[0] for row in result]

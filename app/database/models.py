@@ -229,6 +229,40 @@ class Escalation(Base):
     )
 
 
+class FileCleanup(Base):
+    """Files a request's steps may have written, owed a removal once it was cancelled or failed.
+
+    Written in the same transaction as the change of state; a worker removes the files once
+    nobody holds the request's lease (no agent can still be writing them), records
+    ``files_removed`` on the audit trail and sets ``done_at``. Retried with backoff.
+    """
+
+    __tablename__ = "file_cleanups"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    request_id: Mapped[uuid.UUID] = mapped_column(_request_fk())
+    #: cancelled | failed | discarded (a late result's files)
+    reason: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime | None]
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None]
+    done_at: Mapped[datetime | None]
+    error: Mapped[str | None] = mapped_column(Text)
+
+    __table_args__ = (
+        # Workers look only at cleanups still owed, oldest first.
+        Index(
+            "ix_file_cleanups_owed",
+            "created_at",
+            postgresql_where=text("done_at IS NULL"),
+            sqlite_where=text("done_at IS NULL"),
+        ),
+        Index("ix_file_cleanups_request_id", "request_id"),
+    )
+
+
 # --------------------------------------------------------------------------- audit
 
 

@@ -8,7 +8,10 @@ failed or cancelled) for longer than the category's age (``0`` days: never):
   transcription's ``recordings.transcript`` and the text of every one of its
   ``transcript_versions`` are cleared (their digests stay);
 * ``audio`` (``RETENTION_AUDIO_DAYS``) — the recording's file under ``AUDIO_DIR``;
-* ``delivery`` (``RETENTION_DELIVERY_DAYS``) — the request's folder under ``DELIVERY_DIR``.
+* ``delivery`` (``RETENTION_DELIVERY_DAYS``) — the request's folder under ``DELIVERY_DIR``;
+* ``staging`` (``RETENTION_STAGING_HOURS``) — staging files a crash left behind under
+  ``DELIVERY_DIR/<id>/staging`` for a request that finished (or that does not exist), when
+  nothing in the folder changed for that long (recorded as ``files_removed``, ``stale``).
 
 What stays, always: the request row with its ``payload_digest``, every digest
 (``audio_sha256``, ``manifest_sha256``), every state transition and execution row, and the
@@ -37,6 +40,7 @@ import structlog
 from sqlalchemy import and_, func, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.agents.base import remove_files
 from app.audit.events import DataPurged, LegalHoldPlaced, LegalHoldReleased
 from app.audit.system import SystemEntry, append_system
 from app.config import Settings, get_settings
@@ -51,12 +55,13 @@ from app.database.models import (
 )
 from app.database.types import utcnow
 from app.ops.exceptions import OpsError, RetentionRefused
+from app.orchestrator.cleanup import record_removed
 from app.orchestrator.states import TERMINAL
 
 log = structlog.get_logger(__name__)
 
-Category = Literal["payload", "audio", "delivery"]
-CATEGORIES: tuple[Category, ...] = ("payload", "audio", "delivery")
+Category = Literal["payload", "audio", "delivery", "staging"]
+CATEGORIES: tuple[Category, ...] = ("payload", "audio", "delivery", "staging")
 _FINISHED = tuple(str(s) for s in TERMINAL)
 _BATCH = 200
 _MAX_REASON = 2000
@@ -183,11 +188,13 @@ async def release_hold(
 # --------------------------------------------------------------------------- purge
 
 
-def _ages(settings: Settings) -> dict[Category, int]:
+def _ages(settings: Settings) -> dict[Category, float]:
+    """Each category's retention age in days (0: never)."""
     return {
         "payload": settings.retention_payload_days,
         "audio": settings.retention_audio_days,
         "delivery": settings.retention_delivery_days,
+        "staging": settings.retention_staging_hours / 24,
     }
 
 
@@ -216,11 +223,14 @@ async def purge(
     for category, days in ages.items():
         cutoff = report.cutoffs[category]
         report.purged[category] = []
+        if category == "staging":
+            await _purge_stale_staging(database, settings, report, cutoff, actor)
+            continue
         report.held[category] = await _held(database, category, cutoff)
         if category == "payload":
-            await _purge_payloads(database, report, cutoff, days, actor)
+            await _purge_payloads(database, report, cutoff, int(days), actor)
         else:
-            await _purge_files(database, settings, report, category, cutoff, days, actor)
+            await _purge_files(database, settings, report, category, cutoff, int(days), actor)
     report.audit_rows_past_retention = await _audit_rows_before(
         database, _years_before(now, settings.audit_retention_years)
     )
@@ -495,3 +505,60 @@ async def _audio_still_needed(database: Database, item: Any, cutoff: datetime) -
     )
     async with database.read_session() as session:
         return int((await session.execute(query)).scalar_one()) > 0
+
+
+def _stale_staging(root: Path, cutoff: datetime) -> list[tuple[uuid.UUID, Path]]:
+    """Staging folders under ``root`` in which nothing changed since ``cutoff``."""
+    found = []
+    for folder in sorted(root.glob("*/staging")) if root.is_dir() else []:
+        try:
+            request_id = uuid.UUID(folder.parent.name)
+        except ValueError:
+            continue
+        paths = [folder, *folder.rglob("*")]
+        newest = max(p.stat().st_mtime for p in paths)
+        if folder.is_dir() and newest < cutoff.timestamp():
+            found.append((request_id, folder))
+    return found
+
+
+async def _purge_stale_staging(
+    database: Database, settings: Settings, report: PurgeReport, cutoff: datetime, actor: str
+) -> None:
+    """Remove staging a crash left for finished or unknown requests; one event per request.
+
+    A request still pending, running, waiting for a person, or under a legal hold keeps its
+    staging (its step may still read it), and so does one whose lease is live.
+    """
+    root = settings.deliveries_path
+    for request_id, folder in _stale_staging(root, cutoff):
+        async with database.session() as session:
+            row = (
+                await session.execute(
+                    select(Request.state, Request.legal_hold_at, Request.lease_expires_at)
+                    .where(Request.id == request_id)
+                    .with_for_update()
+                )
+            ).one_or_none()
+            if row is not None:
+                lease_live = row.lease_expires_at is not None and row.lease_expires_at > utcnow()
+                if row.state not in _FINISHED or row.legal_hold_at is not None or lease_live:
+                    continue
+            if report.dry_run:
+                files, size = _measure(folder)
+            else:
+                removed = remove_files(folder.parent, [p for p in folder.rglob("*") if p.is_file()])
+                shutil.rmtree(folder, ignore_errors=True)
+                files, size = len(removed), sum(f.bytes for f in removed)
+                if removed:
+                    await record_removed(
+                        session,
+                        request_id if row is not None else None,
+                        "stale",
+                        {"staging": removed},
+                        actor,
+                        utcnow(),
+                    )
+        report.purged["staging"].append(request_id)
+        report.files_deleted += files
+        report.bytes_deleted += size

@@ -1,30 +1,27 @@
-"""Request changes: everything one write does to one request, and the batch that commits them.
+"""Writing changes: the statements that commit any number of typed changes in one transaction.
 
-A :class:`RequestChange` carries the request row's new column values, the audit rows
-(already hashed onto the chain head), the ``state_transitions`` row for a change of state,
-the ``agent_executions`` row, any approval or escalation opened, and the agent's domain
-rows. :func:`write_changes` commits any number of them in one round of statements: one
-fenced UPDATE of ``requests`` for the whole batch, then one multi-row INSERT per table
-(on PostgreSQL, all of them in one statement).
 The orchestrator's hot path (the worker's group commit) and its cold paths (submit, cancel,
-approve, resolve) all write through it, so there is one mechanism to trust.
+approve, resolve) all write through :func:`write_changes`, so there is one mechanism to
+trust. The changes themselves are built, without I/O, by :mod:`app.orchestrator.transitions`.
+
+Lock order (PostgreSQL; SQLite has one writer): request rows by id, then gates (approvals,
+escalations), then chain heads of other chains. Every writer takes row locks in that order
+— the batch UPDATE sorts its rows by id, and a decision locks its request before its gate —
+so two writers never wait on each other in a cycle; a deadlock that still happens (another
+tool's transaction) is retried whole (``DatabaseConflict``).
 """
 
 from __future__ import annotations
 
 import uuid
 from collections import defaultdict
-from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
-from datetime import datetime
-from typing import Any
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
 
 from sqlalchemy import Table, and_, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.agents.base import DomainWrite
-from app.audit.chain import ChainHead, chain_key_for
-from app.audit.events import AuditEvent, StateChanged
 from app.database import bulk
 from app.database.models import (
     AgentExecution,
@@ -32,198 +29,126 @@ from app.database.models import (
     AuditLog,
     Base,
     Escalation,
+    FileCleanup,
     Request,
     StateTransition,
 )
 from app.orchestrator.exceptions import IllegalTransition, NotFound
-from app.orchestrator.states import State, can_transition
+from app.orchestrator.records import OPEN_GATE, Change, Gate, GateClosed, Snapshot
 
-REQUESTS: Table = Request.__table__  # type: ignore[assignment]
-_TABLES: dict[str, Table] = {
-    "audit_logs": AuditLog.__table__,  # type: ignore[dict-item]
-    "state_transitions": StateTransition.__table__,  # type: ignore[dict-item]
-    "agent_executions": AgentExecution.__table__,  # type: ignore[dict-item]
-    "approvals": Approval.__table__,  # type: ignore[dict-item]
-    "escalations": Escalation.__table__,  # type: ignore[dict-item]
-}
-#: Insert order respects foreign keys (all of these point at requests only).
-_INSERT_ORDER = ("state_transitions", "agent_executions", "approvals", "escalations", "audit_logs")
+REQUESTS: Table = Request.__table__  # type: ignore[assignment]  # declarative __table__ is a Table
+_APPROVALS: Table = Approval.__table__  # type: ignore[assignment]  # same
+_ESCALATIONS: Table = Escalation.__table__  # type: ignore[assignment]  # same
+_FENCE = ("id", "version")
 
 
-@dataclass
-class Snapshot:
-    """What a writer knows of a request row: enough to build the next change."""
+def _tables() -> tuple[tuple[str, Table], ...]:
+    # Record rows of a change by attribute, in an insert order that respects foreign keys
+    # (all of them point at requests only).
+    def table(model: type[Base]) -> Table:
+        return model.__table__  # type: ignore[return-value]  # declarative __table__ is a Table
 
-    id: uuid.UUID
-    kind: str
-    state: State
-    step_index: int
-    current_step: str | None
-    attempt: int
-    max_attempt: int
-    version: int
-    audit_seq: int
-    audit_head: str
-    payload: dict[str, Any]
-    result: dict[str, Any] | None
-    submitted_by: str
-    priority: int
-    lease_owner: str | None = None
-    #: Digest of the current step's input (payload and earlier outputs), computed once by
-    #: :func:`app.orchestrator.steps.input_digest` and carried while the result is unchanged.
-    input_digest: str | None = None
-
-    @classmethod
-    def from_row(cls, row: Any) -> Snapshot:
-        """Build from a ``requests`` row (ORM object or Core row)."""
-        return cls(
-            id=row.id,
-            kind=row.kind,
-            state=State(row.state),
-            step_index=row.step_index,
-            current_step=row.current_step,
-            attempt=row.attempt,
-            max_attempt=row.max_attempt,
-            version=row.version,
-            audit_seq=row.audit_seq,
-            audit_head=row.audit_head,
-            payload=row.payload,
-            result=row.result,
-            submitted_by=row.submitted_by,
-            priority=row.priority,
-            lease_owner=row.lease_owner,
-        )
-
-
-@dataclass
-class RequestChange:
-    """One fenced write to one request and everything recorded with it."""
-
-    snapshot: Snapshot
-    actor: str
-    now: datetime
-    values: dict[str, Any] = field(default_factory=dict)
-    rows: dict[str, list[dict[str, Any]]] = field(default_factory=lambda: defaultdict(list))
-    domain_writes: list[DomainWrite] = field(default_factory=list)
-    #: The input digest of the step this change starts (set by ``start_attempt``), so the
-    #: next step's execution row does not digest the same input again.
-    next_input_digest: str | None = field(default=None, init=False)
-
-    def __post_init__(self) -> None:
-        snap = self.snapshot
-        self.head = ChainHead(chain_key_for(snap.id), snap.audit_seq, snap.audit_head)
-        self.state = snap.state
-
-    # -- building -----------------------------------------------------------------------
-
-    def event(self, event: AuditEvent, *, agent_id: str | None = None) -> RequestChange:
-        """Append ``event`` to the request's chain."""
-        row = self.head.append(
-            event,
-            actor=self.actor,
-            occurred_at=self.now,
-            request_id=self.snapshot.id,
-            agent_id=agent_id,
-        )
-        self.rows["audit_logs"].append(row)
-        return self
-
-    def transition(self, target: State, *, step: str | None, reason: str | None) -> RequestChange:
-        """Change state (checked against ``ALLOWED``) with its transition row and event."""
-        if not can_transition(self.state, target):
-            raise IllegalTransition(
-                f"request {self.snapshot.id} is {self.state}; it cannot become {target}"
-            )
-        self.rows["state_transitions"].append(
-            {
-                "id": uuid.uuid4(),
-                "request_id": self.snapshot.id,
-                "from_state": str(self.state),
-                "to_state": str(target),
-                "step": step,
-                "actor": self.actor,
-                "reason": reason,
-                "created_at": self.now,
-            }
-        )
-        self.event(StateChanged(from_state=self.state, to_state=target, step=step, reason=reason))
-        self.state = target
-        self.values["state"] = str(target)
-        return self
-
-    def set(self, **values: Any) -> RequestChange:
-        """Set request columns."""
-        self.values.update(values)
-        return self
-
-    def add(self, table: str, row: dict[str, Any]) -> RequestChange:
-        """Insert ``row`` into one of the request's record tables."""
-        self.rows[table].append(row)
-        return self
-
-    def domain(self, writes: Iterable[DomainWrite]) -> RequestChange:
-        """Record an agent's domain rows with this change."""
-        self.domain_writes.extend(writes)
-        return self
-
-    # -- after commit ---------------------------------------------------------------------
-
-    def committed_snapshot(self) -> Snapshot:
-        """The snapshot as it is once this change committed."""
-        snap = self.snapshot
-        merged = {**snap.__dict__}
-        for key in (
-            "step_index",
-            "current_step",
-            "attempt",
-            "max_attempt",
-            "result",
-            "lease_owner",
-        ):
-            if key in self.values:
-                merged[key] = self.values[key]
-        if self.next_input_digest is not None:
-            merged["input_digest"] = self.next_input_digest
-        elif "result" in self.values:
-            merged["input_digest"] = None
-        merged.update(
-            state=self.state,
-            version=snap.version + 1,
-            audit_seq=self.head.seq,
-            audit_head=self.head.hash,
-        )
-        return Snapshot(**merged)
-
-
-def _row_values(change: RequestChange) -> dict[str, Any]:
-    snap = change.snapshot
-    values = dict(change.values)
-    values.update(
-        {
-            "version": snap.version + 1,
-            "audit_seq": change.head.seq,
-            "audit_head": change.head.hash,
-            "updated_at": change.now,
-            "where:id": snap.id,
-            "where:version": snap.version,
-        }
+    return (
+        ("transitions", table(StateTransition)),
+        ("executions", table(AgentExecution)),
+        ("approvals", table(Approval)),
+        ("escalations", table(Escalation)),
+        ("cleanups", table(FileCleanup)),
+        ("audit", table(AuditLog)),
     )
-    return values
 
 
-async def _fenced_updates(
-    session: AsyncSession, changes: Sequence[RequestChange]
-) -> set[uuid.UUID]:
+_RECORDS = _tables()
+
+
+async def write_changes(session: AsyncSession, changes: Sequence[Change]) -> set[uuid.UUID]:
+    """Write a batch of changes in the session's transaction; returns the ids that applied.
+
+    Round trips: one multi-row INSERT of new requests (if any); one ``UPDATE ... FROM
+    (VALUES ...) RETURNING id`` guarded by ``id AND version`` (primary key) per set of
+    changed columns (usually one); the record rows (SQLite: one executemany INSERT per
+    table; PostgreSQL: one statement of ``unnest`` INSERTs for all tables); then gate
+    decisions and domain writes when there are any. Changes whose request was written by
+    someone else since their snapshot (version moved on) write nothing.
+    """
+    if not changes:
+        return set()
     connection = await session.connection()
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for change in changes:
-        values = _row_values(change)
-        groups[tuple(sorted(k for k in values if not k.startswith("where:")))].append(values)
+    new = [c.insert for c in changes if c.insert is not None]
+    if new:
+        await session.execute(insert(REQUESTS), new)
+    passed = {c.request_id for c in changes if c.insert is not None}
+    passed |= await _fenced_updates(connection, [c for c in changes if c.insert is None])
+    kept = [c for c in changes if c.request_id in passed]
+    await _insert_records(connection, kept)
+    for change in kept:
+        for gate in change.gates:
+            await _close_gate(session, gate)
+    domain = [write for change in kept for write in change.domain]
+    if domain:
+        await _apply_domain_writes(session, domain)
+    return passed
+
+
+def _fenced_row(change: Change) -> tuple[tuple[str, ...], tuple[Any, ...]]:
+    after = change.after
+    values: dict[str, Any] = {
+        **change.update,
+        "version": after.version,
+        "audit_seq": after.audit_seq,
+        "audit_head": after.audit_head,
+        "updated_at": change.now,
+    }
+    columns = tuple(sorted(values))
+    return columns, (change.request_id, change.expected_version, *(values[c] for c in columns))
+
+
+async def _fenced_updates(connection: AsyncConnection, changes: Sequence[Change]) -> set[uuid.UUID]:
+    groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = defaultdict(list)
+    # Sorted by id: rows are locked in one order by every writer (see the module docstring).
+    for change in sorted(changes, key=lambda c: c.request_id):
+        columns, row = _fenced_row(change)
+        groups[columns].append(row)
     passed: set[uuid.UUID] = set()
     for columns, rows in groups.items():
-        ids = await bulk.update_returning(connection, REQUESTS, columns, ("id", "version"), rows)
+        ids = await bulk.update_returning(connection, REQUESTS, columns, _FENCE, rows)
         passed.update(i if isinstance(i, uuid.UUID) else uuid.UUID(str(i)) for i in ids)
     return passed
+
+
+async def _insert_records(connection: AsyncConnection, kept: Sequence[Change]) -> None:
+    groups: list[tuple[Table, tuple[str, ...], list[dict[str, Any]]]] = []
+    for attribute, table in _RECORDS:
+        rows: list[dict[str, Any]] = [row for change in kept for row in getattr(change, attribute)]
+        if rows:
+            groups.extend((table, columns, group) for columns, group in _by_columns(rows).items())
+    await bulk.insert_all(connection, groups)
+
+
+def _by_columns(rows: Iterable[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for row in rows:
+        groups[tuple(row)].append(row)
+    return groups
+
+
+async def _close_gate(session: AsyncSession, gate: GateClosed) -> None:
+    """Decide one gate (or every open gate of the request), only where it is still open."""
+    table = _APPROVALS if gate.table == "approvals" else _ESCALATIONS
+    if gate.table == "approvals":
+        values: dict[str, Any] = {"decided_by": gate.by, "decided_at": gate.at}
+    else:
+        values = {"resolved_by": gate.by, "resolved_at": gate.at, "resolution": gate.resolution}
+    if gate.gate_id is not None:
+        values["note"] = gate.note
+        where = table.c.id == gate.gate_id
+    else:
+        where = table.c.request_id == gate.request_id
+    await session.execute(
+        update(table)
+        .where(where, table.c.status == OPEN_GATE[gate.table])
+        .values(status=gate.status, **values)
+    )
 
 
 async def _apply_domain_writes(session: AsyncSession, writes: Sequence[DomainWrite]) -> None:
@@ -240,63 +165,58 @@ async def _apply_domain_writes(session: AsyncSession, writes: Sequence[DomainWri
             await session.execute(update(table).where(where).values(dict(write.values)))
 
 
-async def write_changes(session: AsyncSession, changes: Sequence[RequestChange]) -> set[uuid.UUID]:
-    """Commit-ready write of a batch of changes; returns the ids whose fence held.
-
-    Round trips: one ``UPDATE ... FROM (VALUES ...) RETURNING id`` guarded by ``id AND
-    version`` (primary key) per set of changed columns (usually one), then the record rows
-    (SQLite: one executemany INSERT per table; PostgreSQL: one statement of ``unnest``
-    INSERTs for all tables), then domain writes. The hot
-    statements are plain driver SQL (:mod:`app.database.bulk`). Changes whose
-    request was written by someone else since their snapshot (version moved on) write
-    nothing.
-    """
-    if not changes:
-        return set()
-    passed = await _fenced_updates(session, changes)
-    await insert_records(session, [c for c in changes if c.snapshot.id in passed])
-    return passed
-
-
-async def insert_records(session: AsyncSession, kept: Sequence[RequestChange]) -> None:
-    """Insert the record rows and domain writes of changes whose request row is written."""
-    connection = await session.connection()
-    groups: list[tuple[Table, tuple[str, ...], list[dict[str, Any]]]] = []
-    for name in _INSERT_ORDER:
-        rows = [row for change in kept for row in change.rows.get(name, ())]
-        if not rows:
-            continue
-        table = _TABLES[name]
-        groups.extend((table, columns, group) for columns, group in _by_columns(rows).items())
-    await bulk.insert_all(connection, groups)
-    domain = [write for change in kept for write in change.domain_writes]
-    if domain:
-        await _apply_domain_writes(session, domain)
-
-
-def _by_columns(rows: Sequence[dict[str, Any]]) -> dict[tuple[str, ...], list[dict[str, Any]]]:
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
-    for row in rows:
-        groups[tuple(row)].append(row)
-    return groups
-
-
 async def lock_snapshot(session: AsyncSession, request_id: uuid.UUID) -> Snapshot:
-    """Read a request under a row lock (``FOR UPDATE``; SQLite's writer lock is already held)."""
+    """Read a request under its row lock (PostgreSQL ``FOR NO KEY UPDATE``: it does not block
+    the foreign-key checks of rows inserted for the request; SQLite's writer lock is held)."""
     row = (
-        await session.execute(select(REQUESTS).where(REQUESTS.c.id == request_id).with_for_update())
+        await session.execute(
+            select(REQUESTS).where(REQUESTS.c.id == request_id).with_for_update(key_share=True)
+        )
     ).one_or_none()
     if row is None:
         raise NotFound(f"no request {request_id}")
     return Snapshot.from_row(row)
 
 
-def one_change(passed: set[uuid.UUID], change: RequestChange) -> None:
+async def gate_request(
+    session: AsyncSession, table: Literal["approvals", "escalations"], gate_id: uuid.UUID
+) -> uuid.UUID:
+    """The request a gate belongs to, read without a lock (lock the request first)."""
+    gates = _APPROVALS if table == "approvals" else _ESCALATIONS
+    request_id = (
+        await session.execute(select(gates.c.request_id).where(gates.c.id == gate_id))
+    ).scalar_one_or_none()
+    if request_id is None:
+        raise NotFound(f"no {table[:-1]} {gate_id}")
+    return uuid.UUID(str(request_id)) if not isinstance(request_id, uuid.UUID) else request_id
+
+
+async def lock_gate(
+    session: AsyncSession, table: Literal["approvals", "escalations"], gate_id: uuid.UUID
+) -> Gate:
+    """Read a gate under its row lock (after its request's, per the lock order)."""
+    gates = _APPROVALS if table == "approvals" else _ESCALATIONS
+    reason = gates.c.reason if table == "escalations" else None
+    columns = [gates.c.id, gates.c.request_id, gates.c.step, gates.c.status]
+    if reason is not None:
+        columns.append(reason)
+    row = (
+        await session.execute(
+            select(*columns).where(gates.c.id == gate_id).with_for_update(key_share=True)
+        )
+    ).one_or_none()
+    if row is None:
+        raise NotFound(f"no {table[:-1]} {gate_id}")
+    return Gate(
+        id=row.id,
+        request_id=row.request_id,
+        step=row.step,
+        status=row.status,
+        reason=row.reason if reason is not None else None,
+    )
+
+
+def one_change(passed: set[uuid.UUID], change: Change) -> None:
     """Raise if a single change written under a row lock did not pass its fence (a bug)."""
-    if change.snapshot.id not in passed:
-        raise IllegalTransition(f"request {change.snapshot.id} changed while locked")
-
-
-def merge_result(previous: Mapping[str, Any] | None, step: str, output: Any) -> dict[str, Any]:
-    """The request's accumulated step outputs with ``step``'s added."""
-    return {**(previous or {}), step: output}
+    if change.request_id not in passed:
+        raise IllegalTransition(f"request {change.request_id} changed while locked")

@@ -14,41 +14,31 @@ from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import and_, func, insert, or_, select, update
+from sqlalchemy import and_, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.chain import ChainHead, chain_key_for, digest
-from app.audit.events import (
-    ApprovalDecided,
-    EscalationResolved,
-    RequestCancelled,
-    RequestCompleted,
-    RequestFailed,
-    RequestSubmitted,
-    StateChanged,
-)
+from app.audit.chain import digest
 from app.config import get_settings
 from app.database import Database, IntegrityViolation
 from app.database.models import AgentExecution, Approval, Escalation, Request, StateTransition
 from app.database.types import utcnow
+from app.orchestrator import transitions
 from app.orchestrator.changes import (
-    REQUESTS,
-    RequestChange,
-    insert_records,
+    gate_request,
+    lock_gate,
     lock_snapshot,
-    merge_result,
     one_change,
     write_changes,
 )
 from app.orchestrator.exceptions import (
     IdempotencyConflict,
-    IllegalTransition,
     InvalidRequest,
     NotFound,
     QueueFull,
 )
+from app.orchestrator.records import Change, Gate, Snapshot
 from app.orchestrator.retry import retrying_read, retrying_write
-from app.orchestrator.states import TERMINAL, State
+from app.orchestrator.states import State
 from app.orchestrator.views import (
     ApprovalView,
     EscalationView,
@@ -60,7 +50,7 @@ from app.orchestrator.views import (
     decode_cursor,
     encode_cursor,
 )
-from app.orchestrator.workflows import Workflow, WorkflowRegistry
+from app.orchestrator.workflows import WorkflowRegistry
 
 _MAX_TEXT = 2000
 ViewT = TypeVar("ViewT", bound=BaseModel)
@@ -82,29 +72,28 @@ def _optional_text(value: str | None, field: str) -> str | None:
     return value
 
 
-def enter_step(change: RequestChange, workflow: Workflow, index: int) -> None:
-    """Point the request at step ``index`` with a fresh attempt budget."""
-    step = workflow.steps[index]
-    change.set(
-        step_index=index,
-        current_step=step.name,
-        attempt=1,
-        max_attempt=step.retry.max_attempts,
+def submitted_view(change: Change) -> RequestView:
+    """The view of a request just inserted, built from its row (no read-back)."""
+    row = change.insert
+    if row is None:
+        raise ValueError("not a submit")
+    return RequestView(
+        id=row["id"],
+        kind=row["kind"],
+        state=row["state"],
+        current_step=row["current_step"],
+        step_index=row["step_index"],
+        attempt=row["attempt"],
+        priority=row["priority"],
+        submitted_by=row["submitted_by"],
+        idempotency_key=row["idempotency_key"],
+        payload=row["payload"],
+        result=None,
+        error=None,
+        created_at=row["created_at"],
+        updated_at=row["updated_at"],
+        completed_at=None,
     )
-
-
-def complete(change: RequestChange, result: Mapping[str, Any] | None, steps: int) -> None:
-    """Finish the request successfully."""
-    change.transition(State.COMPLETED, step=None, reason="all steps done")
-    change.event(RequestCompleted(steps=steps, result_digest=digest(result or {})))
-    change.set(lease_owner=None, lease_expires_at=None, current_step=None, completed_at=change.now)
-
-
-def fail(change: RequestChange, step: str | None, reason: str, error: dict[str, Any]) -> None:
-    """End the request as failed."""
-    change.transition(State.FAILED, step=step, reason=reason)
-    change.event(RequestFailed(step=step, reason=reason))
-    change.set(lease_owner=None, lease_expires_at=None, error=error, completed_at=change.now)
 
 
 class Orchestrator:
@@ -158,18 +147,20 @@ class Orchestrator:
             existing = await self._find_idempotent(submitted_by, idempotency_key, payload_digest)
             if existing is not None:
                 return existing
+        change = transitions.submitted(
+            request_id=uuid.uuid4(),
+            workflow=workflow,
+            payload=clean,
+            payload_digest=payload_digest,
+            submitted_by=submitted_by,
+            idempotency_key=idempotency_key,
+            priority=priority,
+            now=utcnow(),
+        )
         try:
             async with self.database.session() as session:
                 await self._check_queue(session)
-                request_id = await self._insert(
-                    session,
-                    workflow,
-                    clean,
-                    payload_digest,
-                    submitted_by,
-                    idempotency_key,
-                    priority,
-                )
+                await write_changes(session, [change])
         except IntegrityViolation:
             # A concurrent submit with the same key won the unique constraint.
             if idempotency_key is None:
@@ -178,7 +169,7 @@ class Orchestrator:
             if existing is None:
                 raise
             return existing
-        return await self.get(request_id)
+        return submitted_view(change)
 
     async def _check_queue(self, session: AsyncSession) -> None:
         """Raise ``QueueFull`` when the pending requests reach the limit.
@@ -227,95 +218,6 @@ class Orchestrator:
                     f"for request {row.id} with a different payload"
                 )
             return RequestView.model_validate(row)
-
-    async def _insert(
-        self,
-        session: AsyncSession,
-        workflow: Workflow,
-        payload: dict[str, Any],
-        payload_digest: str,
-        submitted_by: str,
-        idempotency_key: str | None,
-        priority: int,
-    ) -> uuid.UUID:
-        now = utcnow()
-        request_id = uuid.uuid4()
-        head = ChainHead(chain_key_for(request_id))
-        first = workflow.steps[0]
-        audit_rows = [
-            head.append(event, actor=submitted_by, occurred_at=now, request_id=request_id)
-            for event in (
-                RequestSubmitted(
-                    kind=workflow.kind,
-                    priority=priority,
-                    payload_digest=payload_digest,
-                    idempotency_key=idempotency_key,
-                ),
-                StateChanged(from_state=None, to_state=State.PENDING, reason="submitted"),
-            )
-        ]
-        await session.execute(
-            insert(REQUESTS).values(
-                id=request_id,
-                kind=workflow.kind,
-                state=State.PENDING,
-                step_index=0,
-                current_step=first.name,
-                attempt=1,
-                max_attempt=first.retry.max_attempts,
-                priority=priority,
-                submitted_by=submitted_by,
-                idempotency_key=idempotency_key,
-                payload_digest=payload_digest,
-                payload=payload,
-                not_before=now,
-                version=0,
-                audit_seq=head.seq,
-                audit_head=head.hash,
-                created_at=now,
-                updated_at=now,
-            )
-        )
-        from app.orchestrator.changes import Snapshot
-
-        change = RequestChange(
-            Snapshot(
-                id=request_id,
-                kind=workflow.kind,
-                state=State.PENDING,
-                step_index=0,
-                current_step=first.name,
-                attempt=1,
-                max_attempt=first.retry.max_attempts,
-                version=0,
-                audit_seq=head.seq,
-                audit_head=head.hash,
-                payload=payload,
-                result=None,
-                submitted_by=submitted_by,
-                priority=priority,
-            ),
-            actor=submitted_by,
-            now=now,
-        )
-        change.rows["audit_logs"].extend(audit_rows)
-        change.add(
-            "state_transitions",
-            {
-                "id": uuid.uuid4(),
-                "request_id": request_id,
-                "from_state": None,
-                "to_state": str(State.PENDING),
-                "step": None,
-                "actor": submitted_by,
-                "reason": "submitted",
-                "created_at": now,
-            },
-        )
-        if workflow.on_submit is not None:
-            change.domain(workflow.on_submit(request_id, payload))
-        await insert_records(session, [change])
-        return request_id
 
     # -- read -----------------------------------------------------------------------------
 
@@ -461,34 +363,15 @@ class Orchestrator:
     async def cancel(
         self, request_id: uuid.UUID, actor: str, reason: str | None = None
     ) -> RequestView:
-        """Cancel a request that has not finished; a running step's late result is discarded."""
+        """Cancel a request that has not finished; a running step's late result is discarded
+        and the request's files are removed once no agent can still be writing them."""
         actor = _require_text(actor, "actor")
         reason = _optional_text(reason, "reason")
         async with self.database.session() as session:
             snap = await lock_snapshot(session, request_id)
-            if snap.state in TERMINAL:
-                raise IllegalTransition(f"request {request_id} is already {snap.state}")
-            change = RequestChange(snap, actor=actor, now=utcnow())
-            change.transition(State.CANCELLED, step=snap.current_step, reason=reason)
-            change.event(RequestCancelled(reason=reason, step=snap.current_step))
-            change.set(lease_owner=None, lease_expires_at=None, completed_at=change.now)
+            change = transitions.cancelled(snap, actor, reason, utcnow())
             one_change(await write_changes(session, [change]), change)
-            await self._close_gates(session, request_id, actor, change.now)
         return await self.get(request_id)
-
-    async def _close_gates(
-        self, session: AsyncSession, request_id: uuid.UUID, actor: str, now: datetime
-    ) -> None:
-        await session.execute(
-            update(Approval)
-            .where(Approval.request_id == request_id, Approval.status == "pending")
-            .values(status="cancelled", decided_by=actor, decided_at=now)
-        )
-        await session.execute(
-            update(Escalation)
-            .where(Escalation.request_id == request_id, Escalation.status == "open")
-            .values(status="cancelled", resolved_by=actor, resolved_at=now)
-        )
 
     @retrying_write
     async def decide_approval(
@@ -504,33 +387,11 @@ class Orchestrator:
         if decision not in ("approve", "reject"):
             raise InvalidRequest("must be 'approve' or 'reject'", field="decision")
         async with self.database.session() as session:
-            approval = await session.get(Approval, approval_id, with_for_update=True)
-            if approval is None:
-                raise NotFound(f"no approval {approval_id}")
-            if approval.status != "pending":
-                raise IllegalTransition(f"approval {approval_id} is already {approval.status}")
-            snap = await lock_snapshot(session, approval.request_id)
-            if snap.state != State.AWAITING_APPROVAL:
-                raise IllegalTransition(f"request {snap.id} is {snap.state}, not awaiting approval")
+            snap, gate = await self._lock_gated(session, "approvals", approval_id)
             workflow = self.workflows.get(snap.kind)
-            change = RequestChange(snap, actor=actor, now=utcnow())
-            change.event(
-                ApprovalDecided(
-                    approval_id=str(approval_id), step=approval.step, decision=decision, note=note
-                )
-            )
-            if decision == "reject":
-                fail(change, approval.step, f"rejected by {actor}", {"rejected": note or ""})
-            elif snap.step_index >= len(workflow.steps):
-                complete(change, snap.result, len(workflow.steps))
-            else:
-                change.transition(State.PENDING, step=approval.step, reason="approved")
-                change.set(not_before=change.now)
+            decide = transitions.approved if decision == "approve" else transitions.rejected
+            change = decide(snap, workflow, gate, actor, note, utcnow())
             one_change(await write_changes(session, [change]), change)
-            approval.status = "approved" if decision == "approve" else "rejected"
-            approval.decided_by = actor
-            approval.decided_at = change.now
-            approval.note = note
         return await self.get(snap.id)
 
     @retrying_write
@@ -547,50 +408,19 @@ class Orchestrator:
         if resolution not in ("retry", "skip", "fail"):
             raise InvalidRequest("must be 'retry', 'skip' or 'fail'", field="resolution")
         async with self.database.session() as session:
-            escalation = await session.get(Escalation, escalation_id, with_for_update=True)
-            if escalation is None:
-                raise NotFound(f"no escalation {escalation_id}")
-            if escalation.status != "open":
-                raise IllegalTransition(
-                    f"escalation {escalation_id} is already {escalation.status}"
-                )
-            snap = await lock_snapshot(session, escalation.request_id)
-            if snap.state != State.ESCALATED:
-                raise IllegalTransition(f"request {snap.id} is {snap.state}, not escalated")
+            snap, gate = await self._lock_gated(session, "escalations", escalation_id)
             workflow = self.workflows.get(snap.kind)
-            step = workflow.steps[snap.step_index]
-            change = RequestChange(snap, actor=actor, now=utcnow())
-            change.event(
-                EscalationResolved(
-                    escalation_id=str(escalation_id),
-                    step=escalation.step,
-                    resolution=resolution,
-                    note=note,
-                )
-            )
-            if resolution == "fail":
-                fail(change, step.name, f"failed by {actor}", {"escalation": escalation.reason})
-            elif resolution == "retry":
-                change.transition(State.PENDING, step=step.name, reason="escalation: retry")
-                attempt = snap.attempt + 1
-                change.set(
-                    attempt=attempt,
-                    max_attempt=attempt + step.retry.max_attempts - 1,
-                    not_before=change.now,
-                )
-            else:
-                result = merge_result(snap.result, step.name, {"skipped": True, "by": actor})
-                change.set(result=result)
-                if snap.step_index + 1 >= len(workflow.steps):
-                    complete(change, result, len(workflow.steps))
-                else:
-                    change.transition(State.PENDING, step=step.name, reason="escalation: skip")
-                    enter_step(change, workflow, snap.step_index + 1)
-                    change.set(not_before=change.now)
+            change = transitions.resolved(snap, workflow, gate, resolution, actor, note, utcnow())
             one_change(await write_changes(session, [change]), change)
-            escalation.status = "resolved"
-            escalation.resolved_by = actor
-            escalation.resolved_at = change.now
-            escalation.resolution = resolution
-            escalation.note = note
         return await self.get(snap.id)
+
+    async def _lock_gated(
+        self,
+        session: AsyncSession,
+        table: Literal["approvals", "escalations"],
+        gate_id: uuid.UUID,
+    ) -> tuple[Snapshot, Gate]:
+        # The lock order of app.orchestrator.changes: the request first, then its gate.
+        request_id = await gate_request(session, table, gate_id)
+        snap = await lock_snapshot(session, request_id)
+        return snap, await lock_gate(session, table, gate_id)

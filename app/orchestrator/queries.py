@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import uuid
+from collections.abc import Collection, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -41,16 +42,40 @@ async def select_claimable(
     return (await session.execute(query)).all()
 
 
-async def extend_leases(session: AsyncSession, worker_id: str, until: datetime) -> int:
-    """Heartbeat: push out the lease of every request this worker still holds.
+async def extend_leases(
+    session: AsyncSession, worker_id: str, request_ids: Collection[uuid.UUID], until: datetime
+) -> set[uuid.UUID]:
+    """Heartbeat: push out the lease of the requests this worker is driving right now.
 
-    One UPDATE for all of the worker's requests (``ix_requests_state_created_at`` narrows to
-    running rows). A request taken over by another worker has another ``lease_owner`` and is
-    left alone. Does not bump ``version``: extending a lease is not a change of the request.
+    One UPDATE by primary key (``id IN (...) AND lease_owner = me``), returning the ids it
+    renewed. Only ids the worker is driving: a request it dropped (abandoned after an
+    error, or claimed in a transaction whose reply was lost) is not renewed, so its lease
+    runs out and any worker recovers it. A request taken over by another worker has another
+    ``lease_owner`` and is left alone (its id is missing from the result). A request
+    cancelled while its step runs keeps its lease until the step returns, so its files are
+    not removed under a live agent. Does not bump ``version``: extending a lease is not a
+    change of the request.
     """
+    if not request_ids:
+        return set()
     result = await session.execute(
         update(REQUESTS)
-        .where(REQUESTS.c.state == State.RUNNING, REQUESTS.c.lease_owner == worker_id)
+        .where(REQUESTS.c.id.in_(sorted(request_ids)), REQUESTS.c.lease_owner == worker_id)
         .values(lease_expires_at=until)
+        .returning(REQUESTS.c.id)
     )
-    return int(getattr(result, "rowcount", 0) or 0)
+    return {_as_uuid(value) for value in result.scalars()}
+
+
+async def release_lease(session: AsyncSession, request_id: uuid.UUID, worker_id: str) -> None:
+    """Give up this worker's lease on a request it no longer drives (a late result was
+    discarded); a lease another worker took over is left alone. Not a change of state."""
+    await session.execute(
+        update(REQUESTS)
+        .where(REQUESTS.c.id == request_id, REQUESTS.c.lease_owner == worker_id)
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+
+
+def _as_uuid(value: object) -> uuid.UUID:
+    return value if isinstance(value, uuid.UUID) else uuid.UUID(str(value))

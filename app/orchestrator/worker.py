@@ -27,6 +27,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.agents.base import (
     AgentContext,
+    AgentError,
     ClinicalDataSource,
     NeedsHumanReview,
     PermanentError,
@@ -36,23 +37,20 @@ from app.agents.registry import AgentRegistry
 from app.audit.events import StaleResultDiscarded
 from app.audit.system import SystemEntry, append_system
 from app.config import Settings, get_settings
-from app.database import Database
+from app.database import Database, IntegrityViolation
 from app.database.models import AgentExecution, Request
 from app.database.types import utcnow
-from app.orchestrator.changes import RequestChange, Snapshot, write_changes
-from app.orchestrator.commit import GroupCommitter
+from app.orchestrator import transitions
+from app.orchestrator.changes import write_changes
+from app.orchestrator.cleanup import CleanupRunner, clean_before_rerun
+from app.orchestrator.commit import CommitHooks, GroupCommitter
 from app.orchestrator.engine import Orchestrator
-from app.orchestrator.queries import extend_leases, select_claimable
+from app.orchestrator.queries import extend_leases, release_lease, select_claimable
+from app.orchestrator.records import Change, Snapshot
 from app.orchestrator.retry import transient_retry
 from app.orchestrator.states import State
-from app.orchestrator.steps import (
-    Lease,
-    claim_change,
-    execution_row,
-    failure_change,
-    release_change,
-    success_change,
-)
+from app.orchestrator.transitions import Attempt, Failure, Lease, Success
+from app.orchestrator.workflows import Workflow
 
 log = structlog.get_logger(__name__)
 
@@ -74,6 +72,7 @@ class Worker:
         concurrency: int | None = None,
         worker_id: str | None = None,
         warehouse: ClinicalDataSource | None = None,
+        commit_hooks: CommitHooks | None = None,
     ) -> None:
         self.settings = settings or get_settings()
         self.orchestrator = orchestrator
@@ -89,12 +88,16 @@ class Worker:
         # writer beat half-size batches and parallel writers on both backends.
         # The committer also refills the slots a batch frees, in the batch's transaction.
         self.committer = GroupCommitter(
-            self.database, max_batch=max(1, self.concurrency), refill=self
+            self.database, max_batch=max(1, self.concurrency), refill=self, hooks=commit_hooks
+        )
+        self.cleanups = CleanupRunner(
+            self.database, self.workflows, agents, self.settings, self.worker_id
         )
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
         self._inflight: dict[uuid.UUID, Snapshot] = {}
+
         self._agent_logs: dict[str, Any] = {}
         #: Slots promised to claims in flight: the claim loop's and the committer's refills.
         self._claiming = False
@@ -113,15 +116,18 @@ class Worker:
         log.info("worker_started", concurrency=self.concurrency)
         committer = asyncio.create_task(self.committer.run(), name="group-commit")
         heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
+        cleaner = asyncio.create_task(self.cleanups.run(self._stopping), name="cleanups")
         try:
             await self._claim_loop(until_idle)
         finally:
             await self._shutdown()
             await self.committer.close()
             await committer
+            self._stopping.set()
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
+            await cleaner
             log.info("worker_stopped", steps=self.steps_done)
 
     async def _claim_loop(self, until_idle: bool) -> None:
@@ -178,7 +184,7 @@ class Worker:
     async def _release(self, snapshots: list[Snapshot]) -> None:
         now = utcnow()
         changes = [
-            release_change(snap, self.workflows.get(snap.kind), self.lease, now)
+            transitions.released(snap, self.workflows.get(snap.kind), self.lease, now)
             for snap in snapshots
         ]
         async with self.database.session() as session:
@@ -202,7 +208,7 @@ class Worker:
             return await self._claim_in(session, limit)
 
     async def claim_within(
-        self, session: AsyncSession, changes: Sequence[RequestChange], passed: set[uuid.UUID]
+        self, session: AsyncSession, changes: Sequence[Change], passed: set[uuid.UUID]
     ) -> list[Snapshot]:
         """Refill, in the committer's transaction, the slots that ``changes`` free.
 
@@ -212,7 +218,7 @@ class Worker:
         if self._stopping.is_set() or self._claiming:
             return []
         finishing = sum(
-            1 for c in changes if c.snapshot.id not in passed or c.state != State.RUNNING
+            1 for c in changes if c.request_id not in passed or c.after.state != State.RUNNING
         )
         limit = min(finishing, self.concurrency - self._refilling)
         if limit <= 0:
@@ -233,23 +239,24 @@ class Worker:
     async def _claim_in(self, session: AsyncSession, limit: int) -> list[Snapshot]:
         now = utcnow()
         rows = await select_claimable(session, self.workflows.kinds, now, limit)
+        snapshots = [Snapshot.from_row(row) for row in rows]
         changes = [
-            claim_change(Snapshot.from_row(row), row, self.workflows.get(row.kind), self.lease, now)
-            for row in rows
+            transitions.taken(snap, self.workflows.get(snap.kind), self.lease, now)
+            for snap in snapshots
         ]
         passed = await write_changes(session, changes)
         claimed = []
-        for change in changes:
-            if change.snapshot.id not in passed:
+        for before, change in zip(snapshots, changes, strict=True):
+            if change.request_id not in passed:
                 continue
-            snap = change.committed_snapshot()
-            if change.snapshot.state == State.RUNNING:
+            snap = change.after
+            if before.state == State.RUNNING:
                 log.warning(
                     "lease_recovered",
                     request_id=str(snap.id),
                     step=snap.current_step,
                     attempt=snap.attempt,
-                    previous_worker=change.snapshot.lease_owner,
+                    previous_worker=before.lease_owner,
                 )
             if snap.state == State.RUNNING:
                 claimed.append(snap)
@@ -258,15 +265,23 @@ class Worker:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.settings.heartbeat_seconds)
-            if not self._inflight:
+            driving = set(self._inflight)
+            if not driving:
                 continue
             try:
                 async for attempt in transient_retry():
                     with attempt:
                         async with self.database.session() as session:
-                            await extend_leases(session, self.worker_id, self.lease.until(utcnow()))
+                            renewed = await extend_leases(
+                                session, self.worker_id, driving, self.lease.until(utcnow())
+                            )
             except Exception as exc:
                 log.error("heartbeat_failed", error=str(exc), error_type=type(exc).__name__)
+                continue
+            for lost in driving - renewed:
+                # Taken over after our lease ran out: our result will be refused (fenced).
+                if lost in self._inflight:
+                    log.warning("lease_lost", request_id=str(lost))
 
     # -- running a request ----------------------------------------------------------------
 
@@ -298,24 +313,51 @@ class Worker:
 
     async def _drive_steps(self, snap: Snapshot) -> None:
         workflow = self.workflows.get(snap.kind)
+        if snap.interrupted:
+            step = workflow.steps[snap.step_index]
+            await clean_before_rerun(
+                self.database,
+                self.agents.get(step.agent_id),
+                request_id=snap.id,
+                kind=snap.kind,
+                step=step.name,
+                settings=self.settings,
+                actor=self.worker_id,
+            )
         while True:
             step = workflow.steps[snap.step_index]
             # This task's own context (bound in _drive): rebinding per step needs no reset.
             structlog.contextvars.bind_contextvars(step=step.name, attempt=snap.attempt)
             change = await self._run_step(snap, workflow)
-            committed = await self.committer.submit(change)
+            try:
+                committed = await self.committer.submit(change)
+            except IntegrityViolation as exc:
+                # The step's own rows (an agent's domain write) broke a constraint: the
+                # attempt failed, and is recorded as such, without those rows.
+                change = self._refused(snap, workflow, change, exc)
+                committed = await self.committer.submit(change)
             if not committed:
                 self._forget_inflight(snap.id)
                 await self._discard(snap, change)
                 return
             self.steps_done += 1
-            snap = change.committed_snapshot()
+            snap = change.after
             if snap.state != State.RUNNING:
                 self._forget_inflight(snap.id)
                 return
             self._inflight[snap.id] = snap
 
-    async def _run_step(self, snap: Snapshot, workflow: Any) -> RequestChange:
+    def _refused(
+        self, snap: Snapshot, workflow: Workflow, change: Change, error: IntegrityViolation
+    ) -> Change:
+        log.error("step_rows_refused", error=error.message)
+        started_at = change.executions[0]["started_at"] if change.executions else utcnow()
+        failure = Failure(error_type=type(error).__name__, message=error.message)
+        return transitions.attempt_failed(
+            snap, workflow, failure, Attempt(self.lease, started_at, utcnow())
+        )
+
+    async def _run_step(self, snap: Snapshot, workflow: Workflow) -> Change:
         step = workflow.steps[snap.step_index]
         agent = self.agents.get(step.agent_id)
         context = AgentContext(
@@ -336,35 +378,27 @@ class Worker:
             async with asyncio.timeout(step.timeout):
                 outcome = await agent.run(context, parsed)
         except (TimeoutError, Exception) as exc:
-            timed_out = isinstance(exc, TimeoutError)
-            permanent = isinstance(exc, (PermanentError, ValidationError, *step.retry.permanent))
+            failure = classify_failure(exc, step.retry.permanent)
             log.warning(
                 "step_failed",
-                error_type=type(exc).__name__,
-                timed_out=timed_out,
-                permanent=permanent,
-                review=isinstance(exc, NeedsHumanReview),
+                error_type=failure.error_type,
+                timed_out=failure.timed_out,
+                permanent=failure.permanent,
+                review=failure.review is not None,
                 ms=int((time.perf_counter() - begun) * 1000),
             )
-            return failure_change(
-                snap,
-                workflow,
-                exc,
-                lease=self.lease,
-                started_at=started_at,
-                now=utcnow(),
-                timed_out=timed_out,
-                permanent=permanent,
-            )
+            attempt = Attempt(self.lease, started_at, utcnow())
+            return transitions.attempt_failed(snap, workflow, failure, attempt)
         result = outcome if isinstance(outcome, StepResult) else StepResult(output=outcome)
-        return success_change(
-            snap,
-            workflow,
-            result,
-            lease=self.lease,
-            started_at=started_at,
-            now=utcnow(),
-            stopping=self._stopping.is_set(),
+        success = Success(
+            output=result.output.model_dump(mode="json"),
+            writes=result.writes,
+            review=result.review,
+            review_detail=result.review_detail,
+        )
+        attempt = Attempt(self.lease, started_at, utcnow())
+        return transitions.succeeded(
+            snap, workflow, success, attempt, stopping=self._stopping.is_set()
         )
 
     def _agent_log(self, agent_id: str) -> Any:
@@ -374,28 +408,29 @@ class Worker:
             bound = self._agent_logs[agent_id] = log.bind(agent_id=agent_id)
         return bound
 
-    async def _discard(self, snap: Snapshot, change: RequestChange) -> None:
+    async def _discard(self, snap: Snapshot, change: Change) -> None:
         """Record a result that lost its fence, on the system chain (see ``app.audit.system``)."""
         workflow = self.workflows.get(snap.kind)
         step = workflow.steps[snap.step_index]
-        executions = change.rows.get("agent_executions") or []
-        output_digest = executions[0]["output_digest"] if executions else None
+        ran = change.executions[0] if change.executions else None
+        output_digest = ran["output_digest"] if ran else None
         now = utcnow()
         async with self.database.session() as session:
             state = (
                 await session.execute(select(Request.state).where(Request.id == snap.id))
             ).scalar_one()
             reason = "request cancelled" if state == State.CANCELLED else "lease lost"
-            row = execution_row(
+            row = transitions.discarded_execution(
                 snap,
-                step,
-                status="discarded",
+                workflow,
                 worker_id=self.worker_id,
-                started_at=executions[0]["started_at"] if executions else now,
-                finished_at=now,
-                error=reason,
+                started_at=ran["started_at"] if ran else now,
+                now=now,
+                reason=reason,
             )
             session.add(AgentExecution(**row))
+            # We no longer drive it: a cancelled request's files may now be removed.
+            await release_lease(session, snap.id, self.worker_id)
             await append_system(
                 session,
                 [
@@ -415,6 +450,23 @@ class Worker:
                 now,
             )
         log.warning("stale_result_discarded", reason=reason, output_digest=output_digest)
+
+
+def classify_failure(
+    error: BaseException, permanent: tuple[type[BaseException], ...] = ()
+) -> Failure:
+    """How an agent's exception counts: timed out, permanent, a call for a person, or
+    retryable (the default)."""
+    review = error.reason if isinstance(error, NeedsHumanReview) else None
+    return Failure(
+        error_type=type(error).__name__,
+        message=str(error),
+        timed_out=isinstance(error, TimeoutError),
+        permanent=isinstance(error, (PermanentError, ValidationError, *permanent)),
+        review=review,
+        detail=error.detail if isinstance(error, AgentError) else {},
+        writes=error.writes if isinstance(error, AgentError) else (),
+    )
 
 
 async def run_worker(worker: Worker) -> None:

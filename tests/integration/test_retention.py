@@ -141,7 +141,12 @@ async def test_purge_removes_old_bodies_and_files_keeps_held_and_recent_ones(
     assert before[old]["outputs"] and before[old]["result"] and before[old]["transcript"]
 
     plan = await purge(database, settings, actor="ops:bob", dry_run=True)
-    assert plan.purged == {"payload": [old], "audio": [old, recent], "delivery": [old]}
+    assert plan.purged == {
+        "payload": [old],
+        "audio": [old, recent],
+        "delivery": [old],
+        "staging": [],  # no staging was left behind
+    }
     assert plan.held == {"payload": [held], "audio": [held], "delivery": [held]}
     assert plan.files_deleted == 2 + 2  # two recordings, one delivery folder of two files
     assert {rid: await _state(database, rid) for rid in before} == before  # nothing changed
@@ -200,7 +205,11 @@ async def test_a_zero_age_never_purges_and_audit_rows_are_only_counted(
     database: Database, tmp_path: Path
 ) -> None:
     settings = _settings(
-        tmp_path, retention_payload_days=0, retention_audio_days=0, retention_delivery_days=0
+        tmp_path,
+        retention_payload_days=0,
+        retention_audio_days=0,
+        retention_delivery_days=0,
+        retention_staging_hours=0,
     )
     orchestrator = Orchestrator(database, engine_workflows())
     rid = await _finished_request(database, orchestrator, settings, 4000, "ancient")

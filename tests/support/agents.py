@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,6 +17,7 @@ from pydantic import BaseModel
 from app.agents.base import (
     Agent,
     AgentContext,
+    DomainWrite,
     NeedsHumanReview,
     PermanentError,
     RetryableError,
@@ -42,6 +44,8 @@ class EnginePayload(BaseModel):
     #: Step name -> folder: the agent writes "<folder>/started-<attempt>" then waits until
     #: "<folder>/go" exists (so a test can kill or pause it mid-step).
     block: dict[str, str] = {}
+    #: Step names whose agent returns a domain row that breaks a NOT NULL constraint.
+    bad_write: list[str] = []
 
 
 class In(BaseModel):
@@ -93,6 +97,11 @@ class StepAgent(Agent[In, Out]):
         )
         if step in payload.soft_review:
             return StepResult(output=out, review="please_check")
+        if step in payload.bad_write:
+            broken = DomainWrite(
+                "recordings", {"id": uuid.uuid4(), "request_id": context.request_id}
+            )
+            return StepResult(output=out, writes=(broken,))
         return out
 
 

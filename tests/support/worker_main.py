@@ -1,8 +1,9 @@
 """A real worker process over the engine test workflows (``python -m tests.support.worker_main``).
 
 Reads DATABASE_URL, LEASE_SECONDS, HEARTBEAT_SECONDS, POLL_SECONDS and WORKER_CONCURRENCY
-from the environment like the production worker, prints its worker id on the first line of
-stdout, and shuts down gracefully on SIGTERM or SIGINT.
+from the environment like the production worker (and GATE_AFTER: a step followed by an
+approval gate), prints its worker id on the first line of stdout, and shuts down gracefully
+on SIGTERM or SIGINT.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ async def main() -> None:
     configure_logging(settings.log_level, "json")
     database = Database.from_url(settings.database)
     timeout = float(os.environ.get("STEP_TIMEOUT", "60"))
-    orchestrator = Orchestrator(database, engine_workflows(timeout=timeout))
+    gate_after = os.environ.get("GATE_AFTER") or None
+    orchestrator = Orchestrator(database, engine_workflows(timeout=timeout, gate_after=gate_after))
     worker = Worker(orchestrator, engine_agents(), settings=settings)
     sys.stdout.write(worker.worker_id + "\n")
     sys.stdout.flush()

@@ -35,6 +35,7 @@ from app.audit.events import (
     DataPurged,
     EscalationOpened,
     EscalationResolved,
+    FilesRemoved,
     LegalHoldPlaced,
     LegalHoldReleased,
     PhiAccessed,
@@ -128,6 +129,13 @@ SAMPLES: list[AuditEvent] = [
         error_type="timeout",
         attempt=3,
         final=False,
+    ),
+    FilesRemoved(
+        reason="cancelled",
+        steps=["extraction"],
+        files_removed=2,
+        bytes_removed=4096,
+        sha256=[DIGEST, DIGEST],
     ),
 ]
 

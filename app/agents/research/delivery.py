@@ -21,7 +21,16 @@ from typing import Any, ClassVar
 
 from pydantic import BaseModel
 
-from app.agents.base import Agent, AgentContext, DomainWrite, PermanentError, StepResult
+from app.agents.base import (
+    Agent,
+    AgentContext,
+    CleanupContext,
+    DomainWrite,
+    PermanentError,
+    RemovedFile,
+    StepResult,
+    remove_files,
+)
 from app.agents.research.elements import CATALOGUE
 from app.agents.research.extraction import ExtractionOutput
 from app.agents.research.payload import DataElement, PhiLevel, ResearchPayload
@@ -30,7 +39,9 @@ from app.agents.research.requirements import RequirementsOutput
 from app.agents.research.storage import (
     StoredFile,
     csv_bytes,
+    delivered_files,
     delivery_folder,
+    prune_empty,
     sha256_hex,
     staging_folder,
     write_atomic,
@@ -160,6 +171,22 @@ class DeliveryAgent(Agent[DeliveryInput, DeliveryOutput]):
             folder=str(final), manifest_sha256=manifest_sha256, files=files, row_count=row_count
         )
         return StepResult(output, writes=(write,))
+
+    async def cleanup(self, context: CleanupContext) -> list[RemovedFile]:
+        """On cancel or failure remove whatever was published; before a re-run nothing (the
+        re-run checks published files against the manifest and finishes the job)."""
+        if context.reason == "recovered":
+            return []
+
+        def remove() -> list[RemovedFile]:
+            settings, request_id = context.settings, context.request_id
+            removed = remove_files(
+                delivery_folder(settings, request_id), delivered_files(settings, request_id)
+            )
+            prune_empty(settings, request_id)
+            return removed
+
+        return await asyncio.to_thread(remove)
 
 
 __all__ = [

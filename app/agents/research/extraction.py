@@ -21,7 +21,7 @@ from pydantic import BaseModel
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.agents.base import Agent, AgentContext
+from app.agents.base import Agent, AgentContext, CleanupContext, RemovedFile, remove_files
 from app.agents.research.cohort import cohort_count, cohort_ids
 from app.agents.research.deidentify import Deidentifier
 from app.agents.research.elements import CATALOGUE
@@ -30,7 +30,10 @@ from app.agents.research.requirements import RequirementsOutput
 from app.agents.research.storage import (
     StoredFile,
     csv_bytes,
+    delivery_folder,
+    prune_empty,
     sha256_hex,
+    staged_files,
     staging_folder,
     write_atomic,
 )
@@ -204,6 +207,20 @@ class ExtractionAgent(Agent[ExtractionInput, ExtractionOutput]):
             cohort_size=cohort_size,
             files=files,
         )
+
+    async def cleanup(self, context: CleanupContext) -> list[RemovedFile]:
+        """Remove the staging folder (a re-run writes it again; QA and delivery read it only
+        after this step succeeded)."""
+
+        def remove() -> list[RemovedFile]:
+            settings, request_id = context.settings, context.request_id
+            removed = remove_files(
+                delivery_folder(settings, request_id), staged_files(settings, request_id)
+            )
+            prune_empty(settings, request_id)
+            return removed
+
+        return await asyncio.to_thread(remove)
 
 
 __all__ = [

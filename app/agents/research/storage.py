@@ -48,6 +48,27 @@ def staging_folder(settings: Settings, request_id: uuid.UUID) -> Path:
     return delivery_folder(settings, request_id) / STAGING
 
 
+def staged_files(settings: Settings, request_id: uuid.UUID) -> list[Path]:
+    """Everything in the request's staging folder (finished and half-written files)."""
+    folder = staging_folder(settings, request_id)
+    return [p for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+
+
+def delivered_files(settings: Settings, request_id: uuid.UUID) -> list[Path]:
+    """The files in the request's delivery folder, staging excluded."""
+    folder = delivery_folder(settings, request_id)
+    if not folder.is_dir():
+        return []
+    return [p for p in folder.iterdir() if p.is_file()]
+
+
+def prune_empty(settings: Settings, request_id: uuid.UUID) -> None:
+    """Remove the request's staging and delivery folders once they hold nothing."""
+    for folder in (staging_folder(settings, request_id), delivery_folder(settings, request_id)):
+        if folder.is_dir() and not any(folder.iterdir()):
+            folder.rmdir()
+
+
 def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[str]]) -> bytes:
     """UTF-8 CSV with ``\\n`` line ends: the same rows always give the same bytes."""
     buffer = io.StringIO()
@@ -86,9 +107,12 @@ __all__ = [
     "STAGING",
     "StoredFile",
     "csv_bytes",
+    "delivered_files",
     "delivery_folder",
+    "prune_empty",
     "read_csv",
     "sha256_hex",
+    "staged_files",
     "staging_folder",
     "write_atomic",
 ]
