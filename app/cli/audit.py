@@ -26,6 +26,7 @@ from app.cli.common import (
     run_with,
     say,
     stdout,
+    writable_file,
 )
 from app.cli.tables import Column, add_row, new_table
 
@@ -307,6 +308,8 @@ def audit_export(
     filters.check()
     fmt = _output_format(fmt, False, default="jsonl", table=False)
     who = actor_of(accessed_by)
+    if output is not None:
+        writable_file(output, "--output")
 
     async def work(db: Database) -> int:
         audit_filter = await filters.resolve(db)
@@ -420,6 +423,9 @@ def audit_checkpoint(
 
     key = configured_hmac_key() if sign else None
     who = actor_of(accessed_by)
+    if output is not None:
+        # Refuse before the checkpoint is recorded, not after: a bad path changes nothing.
+        writable_file(output, "--output")
 
     async def work(db: Database) -> Checkpoint:
         return await AuditAccess(db, who).checkpoint(key)

@@ -31,6 +31,8 @@ import typer
 from app.exceptions import LedgerflowError
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from rich.console import Console
     from sqlalchemy.engine import URL
 
@@ -144,6 +146,25 @@ def id_shortener(
         return "" if value is None else str(value)[:width]
 
     return shorten
+
+
+def one_of(value: str, choices: Iterable[str], option: str) -> str:
+    """``value`` if it is one of ``choices``, else a ``Refused`` naming ``option``."""
+    known = list(choices)
+    if value not in known:
+        raise Refused(f"{option}: {value!r} is not one of {', '.join(known)}")
+    return value
+
+
+def writable_file(path: Path, option: str) -> None:
+    """Refuse an output path whose folder is missing or not writable (before any work)."""
+    import os
+
+    folder = path.parent
+    if not folder.is_dir():
+        raise Refused(f"{option}: no folder {folder} to write {path.name} in")
+    if not os.access(folder, os.W_OK) or (path.exists() and not os.access(path, os.W_OK)):
+        raise Refused(f"{option}: cannot write {path}")
 
 
 def actor_of(name: str | None) -> str:

@@ -15,6 +15,7 @@ from app.cli.common import (
     actor_of,
     database_for,
     id_shortener,
+    one_of,
     print_json,
     resolve,
     run_orchestrator,
@@ -170,6 +171,10 @@ def requests_list(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Requests newest first, filtered, one page at a time."""
+    if state is not None:
+        from app.orchestrator.states import State
+
+        one_of(state, [s.value for s in State], "--state")
     created_after = _time(since, "--since")
     created_before = _time(until, "--until")
 

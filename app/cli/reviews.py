@@ -17,6 +17,7 @@ from app.cli.common import (
     actor_of,
     id_argument,
     id_shortener,
+    one_of,
     print_json,
     resolve,
     run_orchestrator,
@@ -102,6 +103,7 @@ def approvals_list(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Approval gates, oldest first, with what each asks the reviewer to decide."""
+    one_of(status, ("pending", "approved", "rejected", "cancelled", "all"), "--status")
 
     async def work(orchestrator: Orchestrator) -> list[ApprovalView]:
         return await orchestrator.approvals(None if status == "all" else status, limit)
@@ -152,6 +154,7 @@ def escalations_list(
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Escalations, oldest first, with why each request stopped."""
+    one_of(status, ("open", "resolved", "cancelled", "all"), "--status")
 
     async def work(orchestrator: Orchestrator) -> list[EscalationView]:
         return await orchestrator.escalations(None if status == "all" else status, limit)

@@ -10,7 +10,7 @@ import pytest
 from sqlalchemy import func, select
 
 from app.database import Database
-from app.database.models import AuditLog, Request
+from app.database.models import AuditCheckpoint, AuditLog, Request
 from tests.cli.conftest import Run, research
 
 BOX = set("╭╮╰╯│─")
@@ -75,7 +75,7 @@ async def test_a_mistyped_command_line_is_one_error_line_and_its_usage(
 
 
 async def test_bad_option_values_and_unwritable_files_are_one_line(
-    run: Run, url: str, tmp_path: Path
+    run: Run, url: str, database: Database, tmp_path: Path
 ) -> None:
     since = await run("requests", "list", "--since", "yesterday", "--database-url", url)
     assert since.code == 2 and since.err.startswith("error: --since: 'yesterday' is not an ISO")
@@ -84,10 +84,22 @@ async def test_bad_option_values_and_unwritable_files_are_one_line(
     assert role.err.splitlines()[1].startswith("error: ")
     out = tmp_path / "no" / "such" / "dir" / "trail.jsonl"
     export = await run("audit", "export", "-o", str(out), "--database-url", url)
-    assert (export.code, export.err) == (2, f"error: {out}: No such file or directory\n")
+    assert (export.code, export.err) == (
+        2,
+        f"error: --output: no folder {out.parent} to write trail.jsonl in\n",
+    )
+    checkpoint = await run("audit", "checkpoint", "-o", str(out), "--database-url", url)
+    assert checkpoint.code == 2 and checkpoint.err.startswith("error: --output: no folder")
+    status = await run("approvals", "list", "--status", "bogus", "--database-url", url)
+    assert status.err == (
+        "error: --status: 'bogus' is not one of pending, approved, rejected, cancelled, all\n"
+    )
     decision = await run("approvals", "decide", "abcdef12", "maybe", "--database-url", url)
     assert decision.err == "error: DECISION: must be 'approve' or 'reject'\n"
     url_error = await run("requests", "list", "--database-url", "mysql://x/y")
     assert url_error.code == 2 and url_error.err.startswith("error: DATABASE_URL: unsupported")
-    for result in (since, role, export, decision, url_error):
+    for result in (since, role, export, checkpoint, status, decision, url_error):
         assert not BOX & set(result.err) and result.out == ""
+    async with database.read_session() as session:
+        # The refused checkpoint was refused before it was recorded (and audited).
+        assert (await session.execute(select(func.count(AuditCheckpoint.id)))).scalar() == 0
