@@ -39,6 +39,7 @@ if TYPE_CHECKING:
     from app.database import Database
     from app.orchestrator.engine import Orchestrator
     from app.orchestrator.ids import Noun
+    from app.orchestrator.reads import Reader
 
 T = TypeVar("T")
 
@@ -215,29 +216,27 @@ def run_with(database: Database, work: Callable[[Database], Awaitable[T]]) -> T:
     return asyncio.run(_go())
 
 
-def run_orchestrator(
-    database_url: str | None,
-    work: Callable[[Orchestrator], Awaitable[T]],
-    *,
-    workflows: bool = True,
-) -> T:
+def run_orchestrator(database_url: str | None, work: Callable[[Orchestrator], Awaitable[T]]) -> T:
     """Run ``work`` with an orchestrator on the command's database (no agents loaded).
 
     Submitting, deciding and cancelling need the workflows' steps but never run an agent,
-    so the agents' heavy dependencies (speech recognition, numpy) stay unloaded; reading
-    needs no workflow at all (``workflows=False``).
+    so the agents' heavy dependencies (speech recognition, numpy) stay unloaded.
     """
+    from app.orchestrator.catalog import default_workflows
     from app.orchestrator.engine import Orchestrator
-    from app.orchestrator.workflows import WorkflowRegistry
-
-    registry = WorkflowRegistry()
-    if workflows:
-        from app.orchestrator.catalog import default_workflows
-
-        registry = default_workflows()
 
     async def go(database: Database) -> T:
-        return await work(Orchestrator(database, registry))
+        return await work(Orchestrator(database, default_workflows()))
+
+    return run_with(database_for(database_url), go)
+
+
+def run_reader(database_url: str | None, work: Callable[[Reader], Awaitable[T]]) -> T:
+    """Run ``work`` with the orchestrator's reads only: no workflow, no write path loaded."""
+    from app.orchestrator.reads import Reader
+
+    async def go(database: Database) -> T:
+        return await work(Reader(database))
 
     return run_with(database_for(database_url), go)
 

@@ -19,6 +19,7 @@ from app.cli.common import (
     print_json,
     resolve,
     run_orchestrator,
+    run_reader,
     say,
     stdout,
 )
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from datetime import datetime
 
     from app.orchestrator.engine import Orchestrator
+    from app.orchestrator.reads import Reader
     from app.orchestrator.views import History, RequestPage, RequestView
 
 requests_cli = typer.Typer()
@@ -136,11 +138,11 @@ def status_command(
 ) -> None:
     """One line on where a request is (--json: the request with its whole history)."""
 
-    async def work(orchestrator: Orchestrator) -> History:
-        rid = await resolve(orchestrator.database, "request", request_id, "REQUEST_ID")
-        return await orchestrator.history(rid)
+    async def work(reader: Reader) -> History:
+        rid = await resolve(reader.database, "request", request_id, "REQUEST_ID")
+        return await reader.history(rid)
 
-    history = run_orchestrator(database_url, work, workflows=False)
+    history = run_reader(database_url, work)
     if as_json:
         print_json(history)
         return
@@ -178,8 +180,8 @@ def requests_list(
     created_after = _time(since, "--since")
     created_before = _time(until, "--until")
 
-    async def work(orchestrator: Orchestrator) -> RequestPage:
-        return await orchestrator.list(
+    async def work(reader: Reader) -> RequestPage:
+        return await reader.list(
             kind=kind,
             state=state,
             submitted_by=submitted_by,
@@ -189,7 +191,7 @@ def requests_list(
             limit=limit,
         )
 
-    page = run_orchestrator(database_url, work, workflows=False)
+    page = run_reader(database_url, work)
     if as_json:
         print_json(page)
         return
@@ -233,11 +235,11 @@ def requests_show(
 ) -> None:
     """One request and its timeline: transitions, attempts, approvals and escalations."""
 
-    async def work(orchestrator: Orchestrator) -> History:
-        rid = await resolve(orchestrator.database, "request", request_id, "REQUEST_ID")
-        return await orchestrator.history(rid)
+    async def work(reader: Reader) -> History:
+        rid = await resolve(reader.database, "request", request_id, "REQUEST_ID")
+        return await reader.history(rid)
 
-    history = run_orchestrator(database_url, work, workflows=False)
+    history = run_reader(database_url, work)
     if as_json:
         print_json(history)
     else:

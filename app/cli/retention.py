@@ -29,8 +29,6 @@ if TYPE_CHECKING:
     from app.database import Database
     from app.ops.retention import Hold, PurgeReport
 
-#: Purge categories (kept here so that --help needs no import of the retention module).
-CATEGORIES = ("payload", "audio", "delivery")
 
 retention_cli = typer.Typer(
     help="Purge finished requests' payloads and files past their retention age; legal holds.",
@@ -89,14 +87,17 @@ def retention_purge(
     ] = False,
     category: Annotated[
         list[str] | None,
-        typer.Option("--category", help=f"Only this category ({', '.join(CATEGORIES)}); repeat."),
+        typer.Option(
+            "--category",
+            help="Only this category (payload, audio, ...); repeat.",
+        ),
     ] = None,
     as_json: JsonOption = False,
     accessed_by: AsOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
     """Purge payload bodies, audio and delivery files of requests finished long enough ago."""
-    from app.ops.retention import purge
+    from app.ops.retention import CATEGORIES, purge
 
     for name in category or ():
         if name not in CATEGORIES:

@@ -21,12 +21,14 @@ from app.cli.common import (
     print_json,
     resolve,
     run_orchestrator,
+    run_reader,
     stdout,
 )
 from app.cli.tables import Column, add_row, new_table, show, when
 
 if TYPE_CHECKING:
     from app.orchestrator.engine import Orchestrator
+    from app.orchestrator.reads import Reader
     from app.orchestrator.views import ApprovalView, EscalationView, RequestView
 
 approvals_cli = typer.Typer(help="List and decide approval gates.", no_args_is_help=True)
@@ -105,10 +107,10 @@ def approvals_list(
     """Approval gates, oldest first, with what each asks the reviewer to decide."""
     one_of(status, ("pending", "approved", "rejected", "cancelled", "all"), "--status")
 
-    async def work(orchestrator: Orchestrator) -> list[ApprovalView]:
-        return await orchestrator.approvals(None if status == "all" else status, limit)
+    async def work(reader: Reader) -> list[ApprovalView]:
+        return await reader.approvals(None if status == "all" else status, limit)
 
-    approvals = run_orchestrator(database_url, work, workflows=False)
+    approvals = run_reader(database_url, work)
     if as_json:
         print_json(approvals)
     else:
@@ -156,10 +158,10 @@ def escalations_list(
     """Escalations, oldest first, with why each request stopped."""
     one_of(status, ("open", "resolved", "cancelled", "all"), "--status")
 
-    async def work(orchestrator: Orchestrator) -> list[EscalationView]:
-        return await orchestrator.escalations(None if status == "all" else status, limit)
+    async def work(reader: Reader) -> list[EscalationView]:
+        return await reader.escalations(None if status == "all" else status, limit)
 
-    escalations = run_orchestrator(database_url, work, workflows=False)
+    escalations = run_reader(database_url, work)
     if as_json:
         print_json(escalations)
     else:

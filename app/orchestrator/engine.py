@@ -1,4 +1,5 @@
-"""The orchestrator's Python API: submit, read, cancel, decide approvals, resolve escalations.
+"""The orchestrator's Python API: submit, cancel, decide approvals, resolve escalations
+(and read, through :class:`~app.orchestrator.reads.Reader`).
 
 Every function is one transaction through ``Database.session()`` and writes through
 :mod:`app.orchestrator.changes`, so each change of state commits its request row, its
@@ -7,20 +8,18 @@ Every function is one transaction through ``Database.session()`` and writes thro
 
 from __future__ import annotations
 
-import builtins
 import uuid
 from collections.abc import Mapping
-from datetime import datetime
 from typing import Any, Literal, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import and_, func, or_, select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.chain import digest
 from app.config import get_settings
 from app.database import Database, IntegrityViolation
-from app.database.models import AgentExecution, Approval, Escalation, Request, StateTransition
+from app.database.models import Request
 from app.database.types import utcnow
 from app.orchestrator import transitions
 from app.orchestrator.changes import (
@@ -33,22 +32,14 @@ from app.orchestrator.changes import (
 from app.orchestrator.exceptions import (
     IdempotencyConflict,
     InvalidRequest,
-    NotFound,
     QueueFull,
 )
+from app.orchestrator.reads import Reader
 from app.orchestrator.records import Change, Gate, Snapshot
-from app.orchestrator.retry import retrying_read, retrying_write
+from app.orchestrator.retry import retrying_write
 from app.orchestrator.states import State
 from app.orchestrator.views import (
-    ApprovalView,
-    EscalationView,
-    ExecutionView,
-    History,
-    RequestPage,
     RequestView,
-    TransitionView,
-    decode_cursor,
-    encode_cursor,
 )
 from app.orchestrator.workflows import WorkflowRegistry
 
@@ -96,8 +87,12 @@ def submitted_view(change: Change) -> RequestView:
     )
 
 
-class Orchestrator:
-    """Submits and steers requests; workers (``app.orchestrator.worker``) run them."""
+class Orchestrator(Reader):
+    """Submits and steers requests; workers (``app.orchestrator.worker``) run them.
+
+    Its reads (``get``, ``list``, ``history``, ``approvals``, ...) come from
+    :class:`~app.orchestrator.reads.Reader`.
+    """
 
     def __init__(
         self,
@@ -106,7 +101,7 @@ class Orchestrator:
         *,
         max_queued_requests: int | None = None,
     ) -> None:
-        self.database = database
+        super().__init__(database)
         self.workflows = workflows
         #: Pending requests past which ``submit`` raises ``QueueFull`` (None: the
         #: ``MAX_QUEUED_REQUESTS`` setting; 0: no limit).
@@ -218,144 +213,6 @@ class Orchestrator:
                     f"for request {row.id} with a different payload"
                 )
             return RequestView.model_validate(row)
-
-    # -- read -----------------------------------------------------------------------------
-
-    @retrying_read
-    async def get(self, request_id: uuid.UUID) -> RequestView:
-        """One request."""
-        async with self.database.read_session() as session:
-            row = await session.get(Request, request_id)
-            if row is None:
-                raise NotFound(f"no request {request_id}")
-            return RequestView.model_validate(row)
-
-    @retrying_read
-    async def list(
-        self,
-        *,
-        kind: str | None = None,
-        state: str | None = None,
-        submitted_by: str | None = None,
-        created_after: datetime | None = None,
-        created_before: datetime | None = None,
-        cursor: str | None = None,
-        limit: int = 50,
-    ) -> RequestPage:
-        """Requests newest first, filtered, by keyset pagination on ``(created_at, id)``."""
-        if not 1 <= limit <= 500:
-            raise InvalidRequest("must be from 1 to 500", field="limit")
-        if state is not None and state not in State.__members__.values():
-            raise InvalidRequest(f"unknown state {state!r}", field="state")
-        query = select(Request)
-        for column, value in (
-            (Request.kind, kind),
-            (Request.state, state),
-            (Request.submitted_by, submitted_by),
-        ):
-            if value is not None:
-                query = query.where(column == value)
-        if created_after is not None:
-            query = query.where(Request.created_at >= created_after)
-        if created_before is not None:
-            query = query.where(Request.created_at < created_before)
-        if cursor is not None:
-            stamp, rid = decode_cursor(cursor)
-            query = query.where(
-                or_(Request.created_at < stamp, and_(Request.created_at == stamp, Request.id < rid))
-            )
-        query = query.order_by(Request.created_at.desc(), Request.id.desc()).limit(limit + 1)
-        async with self.database.read_session() as session:
-            rows = list((await session.execute(query)).scalars())
-            items = [RequestView.model_validate(row) for row in rows[:limit]]
-        more = len(rows) > limit
-        next_cursor = encode_cursor(items[-1].created_at, items[-1].id) if more and items else None
-        return RequestPage(items=items, next_cursor=next_cursor)
-
-    @retrying_read
-    async def history(self, request_id: uuid.UUID) -> History:
-        """A request with its transitions, executions, approvals and escalations, in order."""
-        async with self.database.read_session() as session:
-            row = await session.get(Request, request_id)
-            if row is None:
-                raise NotFound(f"no request {request_id}")
-            transitions = (
-                await session.execute(
-                    select(StateTransition)
-                    .where(StateTransition.request_id == request_id)
-                    .order_by(StateTransition.created_at, StateTransition.id)
-                )
-            ).scalars()
-            executions = (
-                await session.execute(
-                    select(AgentExecution)
-                    .where(AgentExecution.request_id == request_id)
-                    .order_by(AgentExecution.step_index, AgentExecution.attempt)
-                )
-            ).scalars()
-            approvals = (
-                await session.execute(
-                    select(Approval)
-                    .where(Approval.request_id == request_id)
-                    .order_by(Approval.requested_at)
-                )
-            ).scalars()
-            escalations = (
-                await session.execute(
-                    select(Escalation)
-                    .where(Escalation.request_id == request_id)
-                    .order_by(Escalation.opened_at)
-                )
-            ).scalars()
-            return History(
-                request=RequestView.model_validate(row),
-                transitions=[TransitionView.model_validate(t) for t in transitions],
-                executions=[ExecutionView.model_validate(e) for e in executions],
-                approvals=[ApprovalView.model_validate(a) for a in approvals],
-                escalations=[EscalationView.model_validate(e) for e in escalations],
-            )
-
-    @retrying_read
-    async def approvals(
-        self, status: str | None = "pending", limit: int = 100
-    ) -> builtins.list[ApprovalView]:
-        """Approvals, oldest first (pending ones by default)."""
-        query = select(Approval).order_by(Approval.requested_at).limit(limit)
-        if status is not None:
-            query = query.where(Approval.status == status)
-        return await self._views(query, ApprovalView)
-
-    @retrying_read
-    async def escalations(
-        self, status: str | None = "open", limit: int = 100
-    ) -> builtins.list[EscalationView]:
-        """Escalations, oldest first (open ones by default)."""
-        query = select(Escalation).order_by(Escalation.opened_at).limit(limit)
-        if status is not None:
-            query = query.where(Escalation.status == status)
-        return await self._views(query, EscalationView)
-
-    @retrying_read
-    async def approval(self, approval_id: uuid.UUID) -> ApprovalView:
-        """One approval gate (``NotFound`` if there is none with this id)."""
-        async with self.database.read_session() as session:
-            row = await session.get(Approval, approval_id)
-            if row is None:
-                raise NotFound(f"no approval {approval_id}")
-            return ApprovalView.model_validate(row)
-
-    @retrying_read
-    async def escalation(self, escalation_id: uuid.UUID) -> EscalationView:
-        """One escalation (``NotFound`` if there is none with this id)."""
-        async with self.database.read_session() as session:
-            row = await session.get(Escalation, escalation_id)
-            if row is None:
-                raise NotFound(f"no escalation {escalation_id}")
-            return EscalationView.model_validate(row)
-
-    async def _views(self, query: Any, view: type[ViewT]) -> builtins.list[ViewT]:
-        async with self.database.read_session() as session:
-            return [view.model_validate(row) for row in (await session.execute(query)).scalars()]
 
     # -- steer ----------------------------------------------------------------------------
 
