@@ -350,7 +350,7 @@ async def test_sql_views_join_requests_and_patients(
         (["verify", "--request-id", "00000000-0000-4000-8000-000000000000"], "--request-id"),
         (["trail", "00000000-0000-4000-8000-000000000000"], "REQUEST_ID"),
         (["query", "--as", " "], "--as"),
-        (["export", "--output", "/nonexistent/folder/a.jsonl"], "/nonexistent/folder/a.jsonl"),
+        (["export", "--output", "/nonexistent/folder/a.jsonl"], "--output"),
     ],
 )
 async def test_bad_cli_filters_name_the_option_exit_2_and_change_nothing(
