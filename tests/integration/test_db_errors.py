@@ -261,7 +261,12 @@ async def deadlock(
                 await _bump(session, 1)
             await _bump(session, 2)
 
-    await asyncio.gather(other(), victim(victim_transaction))
+    # Both transactions end before this returns (the survivor commits), then the victim's
+    # error, if any, is raised.
+    outcomes = await asyncio.gather(other(), victim(victim_transaction), return_exceptions=True)
+    for outcome in outcomes:
+        if isinstance(outcome, BaseException):
+            raise outcome
 
 
 async def probe_counts(database: Database) -> dict[int, int]:
