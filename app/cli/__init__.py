@@ -18,6 +18,7 @@ import typer
 
 from app.cli.audit import audit_cli
 from app.cli.clients import clients_cli
+from app.cli.common import command_group
 from app.cli.db import db_cli
 from app.cli.requests import requests_cli, requests_group
 from app.cli.retention import retention_cli
@@ -25,13 +26,7 @@ from app.cli.reviews import approvals_cli, escalations_cli
 from app.cli.serve import serve_cli
 from app.exceptions import LedgerflowError
 
-cli = typer.Typer(
-    name="ledgerflow",
-    help="Durable, audited orchestrator for clinical back-office work.",
-    no_args_is_help=True,
-    pretty_exceptions_enable=False,
-    add_completion=False,
-)
+cli = command_group("Durable, audited orchestrator for clinical back-office work.")
 
 
 @cli.callback()
@@ -70,6 +65,11 @@ def _is_usage_error(exc: BaseException) -> bool:
 def _usage_error(exc: Exception) -> int:
     """One line for a mistyped command line, then its usage line (no boxed help)."""
     from rich.markup import escape
+
+    if type(exc).__name__ == "NoArgsIsHelpError":
+        # A group run without a command: its help is the answer (click's exit code).
+        sys.stderr.write(exc.format_message() + "\n")  # type: ignore[attr-defined]
+        return int(getattr(exc, "exit_code", 2))
 
     _error(escape(exc.format_message()))  # type: ignore[attr-defined]  # a ClickException
     ctx = getattr(exc, "ctx", None)

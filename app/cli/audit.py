@@ -19,6 +19,7 @@ from app.cli.common import (
     Refused,
     RequestIdArgument,
     actor_of,
+    command_group,
     database_for,
     print_json,
     progress_bar,
@@ -34,9 +35,9 @@ if TYPE_CHECKING:
     from app.audit import AuditFilter, AuditPage, AuditRecord, Checkpoint, Report
     from app.database import Database
 
-audit_cli = typer.Typer(
-    help="Query, verify, checkpoint and export the audit trail (every use is itself audited).",
-    no_args_is_help=True,
+audit_cli = command_group(
+    "Query, verify, export the audit trail. Every use of it is itself audited: query, trail, "
+    "export, checkpoint and verify each append an access event."
 )
 
 #: Filter field → the CLI option that sets it, so errors name what the operator typed.
@@ -235,7 +236,10 @@ def audit_query(
     accessed_by: AsOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Print one page of audit events matching the filters (keyset-paginated)."""
+    """Print a page of audit events.
+
+    Those matching the filters, keyset-paginated (--cursor continues).
+    """
     from app.audit import AuditAccess
 
     filters = _Filters(
@@ -299,7 +303,10 @@ def audit_export(
     accessed_by: AsOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Stream every matching audit event, oldest first, in constant memory."""
+    """Export every matching audit event.
+
+    Oldest first, streamed in constant memory.
+    """
     from app.audit import AuditAccess
 
     filters = _Filters(
@@ -341,7 +348,10 @@ def audit_verify(
     accessed_by: AsOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Re-compute every hash chain; print OK or each broken link; exit 0 if clean, else 1."""
+    """Verify the hash chains.
+
+    Re-computes every chain; prints OK or each broken link; exits 0 if clean, else 1.
+    """
     from app.audit import AuditAccess, read_checkpoint_file, verify_file
     from app.audit.checkpoint import configured_hmac_key, looks_like_digest
 
@@ -417,7 +427,10 @@ def audit_checkpoint(
     accessed_by: AsOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Record a digest over every chain head and print it (store it outside the database)."""
+    """Record a checkpoint and print its digest.
+
+    A digest over every chain head: store it outside the database.
+    """
     from app.audit import AuditAccess
     from app.audit.checkpoint import configured_hmac_key
 

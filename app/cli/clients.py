@@ -11,6 +11,7 @@ import typer
 from app.cli.common import (
     DatabaseUrlOption,
     JsonOption,
+    command_group,
     database_for,
     run_with,
     say,
@@ -18,9 +19,8 @@ from app.cli.common import (
 )
 from app.cli.tables import Column, add_row, new_table
 
-clients_cli = typer.Typer(
-    help="Create, list and revoke HTTP API clients (keys are shown once).",
-    no_args_is_help=True,
+clients_cli = command_group(
+    "HTTP API clients and their keys. Create, list and revoke clients; a key is shown once."
 )
 
 

@@ -46,6 +46,22 @@ T = TypeVar("T")
 #: Characters of an id shown in tables (``--wide`` shows all 36).
 SHORT_ID = 8
 
+
+def command_group(help: str | None = None) -> typer.Typer:
+    """A Typer app for a group of commands (or, without ``help``, to collect top-level ones).
+
+    Help is plain text (``rich_markup_mode=None``): Typer's Rich help pulls in Markdown and
+    syntax highlighting, about half of what ``ledgerflow --help`` would otherwise cost.
+    """
+    return typer.Typer(
+        help=help,
+        no_args_is_help=help is not None,
+        rich_markup_mode=None,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
+
+
 DatabaseUrlOption = Annotated[
     str | None,
     typer.Option(

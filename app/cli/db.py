@@ -12,6 +12,7 @@ from app.cli.common import (
     DatabaseUrlOption,
     JsonOption,
     Refused,
+    command_group,
     describe_database,
     print_json,
     say,
@@ -26,9 +27,9 @@ if TYPE_CHECKING:
     from app.ops.backup import BackupResult, RestoreResult
     from app.ops.vacuum import VacuumReport
 
-db_cli = typer.Typer(
-    help="Create, migrate, inspect, back up, restore and vacuum the database.",
-    no_args_is_help=True,
+db_cli = command_group(
+    "The database: migrate, back up, restore. Create, migrate, inspect, back up, restore "
+    "and vacuum it."
 )
 
 
@@ -65,7 +66,10 @@ def db_init(
     ] = False,
     as_json: JsonOption = False,
 ) -> None:
-    """Bring the database to the head migration and show its tables (safe to run twice)."""
+    """Migrate to head and show the tables.
+
+    Creates the database (a SQLite file) if needed; safe to run twice.
+    """
     from app.database import schema as db_schema
     from app.database.engine import create_sqlite_file
 
@@ -117,7 +121,10 @@ def db_upgrade(
 
 @db_cli.command("current")
 def db_current(database_url: DatabaseUrlOption = None, as_json: JsonOption = False) -> None:
-    """Show the database's revision, tables and request count (exit 1 when behind head)."""
+    """Show the revision, tables and requests.
+
+    Exits 1 when the database is behind the head migration.
+    """
     from app.database import schema as db_schema
 
     database = _database(database_url, announce=False)
@@ -147,7 +154,10 @@ def db_backup(
         typer.Option("--keep", help="Keep this many newest backups (default BACKUP_KEEP; 0: all)."),
     ] = None,
 ) -> None:
-    """Write a verified hot backup (SQLite backup API / pg_dump -Fc) and prune old ones."""
+    """Write a verified hot backup.
+
+    SQLite backup API or pg_dump -Fc; old backups are pruned to BACKUP_KEEP.
+    """
     from app.database.exceptions import describe_url
     from app.ops.backup import create_backup
 
@@ -177,7 +187,10 @@ def db_restore(
         bool, typer.Option("--force", help="Replace everything in a non-empty database.")
     ] = False,
 ) -> None:
-    """Restore BACKUP into an empty database (a non-empty one only with --force)."""
+    """Restore BACKUP into an empty database.
+
+    A non-empty one only with --force.
+    """
     from app.ops.backup import restore_backup
 
     if not backup.is_file():
@@ -199,7 +212,10 @@ def db_restore(
 
 @db_cli.command("vacuum")
 def db_vacuum(database_url: DatabaseUrlOption = None) -> None:
-    """Checkpoint, VACUUM and ANALYZE the database; print its size before and after."""
+    """Checkpoint, VACUUM and ANALYZE.
+
+    Prints the database's size before and after.
+    """
     from app.ops.vacuum import vacuum_database
 
     database = _database(database_url)

@@ -13,6 +13,7 @@ from app.cli.common import (
     RequestIdArgument,
     WideOption,
     actor_of,
+    command_group,
     database_for,
     id_shortener,
     one_of,
@@ -32,8 +33,8 @@ if TYPE_CHECKING:
     from app.orchestrator.reads import Reader
     from app.orchestrator.views import History, RequestPage, RequestView
 
-requests_cli = typer.Typer()
-requests_group = typer.Typer(help="List, show and cancel requests.", no_args_is_help=True)
+requests_cli = command_group()
+requests_group = command_group("List, show and cancel requests.")
 
 
 @requests_cli.command("worker")
@@ -43,7 +44,10 @@ def worker_command(
     ] = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Run workers only (scale out: start one per machine on a shared PostgreSQL)."""
+    """Run workers only.
+
+    Scale out: start one per machine on a shared PostgreSQL.
+    """
     import asyncio
 
     from app.bootstrap import build_services
@@ -92,7 +96,10 @@ def submit_command(
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Submit a request (the payload is checked first: every problem is named at once)."""
+    """Submit a request.
+
+    The payload is checked first: every problem is named at once, and nothing is written.
+    """
     payload = _read_payload(payload_file)
 
     async def work(orchestrator: Orchestrator) -> RequestView:
@@ -136,7 +143,10 @@ def status_command(
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """One line on where a request is (--json: the request with its whole history)."""
+    """Where a request is, in one line.
+
+    With --json: the request with its whole history.
+    """
 
     async def work(reader: Reader) -> History:
         rid = await resolve(reader.database, "request", request_id, "REQUEST_ID")
@@ -172,7 +182,10 @@ def requests_list(
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Requests newest first, filtered, one page at a time."""
+    """List requests, newest first.
+
+    Filtered, one page at a time (--cursor continues).
+    """
     if state is not None:
         from app.orchestrator.states import State
 
@@ -233,7 +246,10 @@ def requests_show(
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """One request and its timeline: transitions, attempts, approvals and escalations."""
+    """Show a request and its timeline.
+
+    Transitions, step attempts with their durations, approvals and escalations, in order.
+    """
 
     async def work(reader: Reader) -> History:
         rid = await resolve(reader.database, "request", request_id, "REQUEST_ID")
@@ -287,7 +303,10 @@ def requests_cancel(
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Cancel a request that has not finished (a running step's late result is discarded)."""
+    """Cancel a request that has not finished.
+
+    A running step's late result is discarded.
+    """
     who = actor_of(actor)
 
     async def work(orchestrator: Orchestrator) -> RequestView:

@@ -17,6 +17,7 @@ from app.cli.common import (
     JsonOption,
     Refused,
     RequestIdArgument,
+    command_group,
     database_for,
     resolve,
     run_with,
@@ -30,9 +31,9 @@ if TYPE_CHECKING:
     from app.ops.retention import Hold, PurgeReport
 
 
-retention_cli = typer.Typer(
-    help="Purge finished requests' payloads and files past their retention age; legal holds.",
-    no_args_is_help=True,
+retention_cli = command_group(
+    "Purge old data; legal holds. Purge finished requests' payloads and files past their "
+    "retention age (never the audit trail); place and release legal holds."
 )
 
 AsOption = Annotated[
@@ -96,7 +97,10 @@ def retention_purge(
     accessed_by: AsOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Purge payload bodies, audio and delivery files of requests finished long enough ago."""
+    """Purge data past its retention age.
+
+    Payload bodies, audio and delivery files of requests finished long enough ago.
+    """
     from app.ops.retention import CATEGORIES, purge
 
     for name in category or ():
@@ -119,7 +123,10 @@ def retention_hold(
     accessed_by: AsOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Place a legal hold: retention will not purge any of the request's data."""
+    """Place a legal hold on a request.
+
+    Retention will not purge any of the request's data.
+    """
     from app.ops.retention import place_hold
 
     actor = _actor(accessed_by)
@@ -146,7 +153,10 @@ def retention_release(
     accessed_by: AsOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Release a legal hold: the request's data may be purged again once past its age."""
+    """Release a legal hold.
+
+    The request's data may be purged again once past its age.
+    """
     from app.ops.retention import release_hold
 
     actor = _actor(accessed_by)

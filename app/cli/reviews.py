@@ -15,6 +15,7 @@ from app.cli.common import (
     JsonOption,
     WideOption,
     actor_of,
+    command_group,
     id_argument,
     id_shortener,
     one_of,
@@ -31,8 +32,8 @@ if TYPE_CHECKING:
     from app.orchestrator.reads import Reader
     from app.orchestrator.views import ApprovalView, EscalationView, RequestView
 
-approvals_cli = typer.Typer(help="List and decide approval gates.", no_args_is_help=True)
-escalations_cli = typer.Typer(help="List and resolve escalations.", no_args_is_help=True)
+approvals_cli = command_group("List and decide approval gates.")
+escalations_cli = command_group("List and resolve escalations.")
 
 ActorOption = Annotated[
     str | None,
@@ -104,7 +105,11 @@ def approvals_list(
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Approval gates, oldest first, with what each asks the reviewer to decide."""
+    """List approval gates, oldest first.
+
+    Each with what it asks the reviewer to decide (research criteria, a transcript's
+    confidence).
+    """
     one_of(status, ("pending", "approved", "rejected", "cancelled", "all"), "--status")
 
     async def work(reader: Reader) -> list[ApprovalView]:
@@ -155,7 +160,10 @@ def escalations_list(
     as_json: JsonOption = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Escalations, oldest first, with why each request stopped."""
+    """List escalations, oldest first.
+
+    Each with why its request stopped: the reason and the detail.
+    """
     one_of(status, ("open", "resolved", "cancelled", "all"), "--status")
 
     async def work(reader: Reader) -> list[EscalationView]:

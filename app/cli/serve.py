@@ -14,10 +14,10 @@ from typing import Annotated
 
 import typer
 
-from app.cli.common import DatabaseUrlOption, database_for
+from app.cli.common import DatabaseUrlOption, command_group, database_for
 from app.exceptions import ConfigurationError
 
-serve_cli = typer.Typer()
+serve_cli = command_group()
 
 
 @serve_cli.command("serve")
@@ -38,7 +38,10 @@ def serve_command(
     ] = False,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Serve the HTTP API and run workers in this process until SIGTERM or Ctrl+C."""
+    """Serve the HTTP API and run workers.
+
+    Runs in this process until SIGTERM or Ctrl+C, then stops cleanly (exit 0).
+    """
     import asyncio
 
     asyncio.run(serve(host, port, concurrency, workers=not no_workers, database_url=database_url))

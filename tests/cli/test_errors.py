@@ -103,3 +103,10 @@ async def test_bad_option_values_and_unwritable_files_are_one_line(
     async with database.read_session() as session:
         # The refused checkpoint was refused before it was recorded (and audited).
         assert (await session.execute(select(func.count(AuditCheckpoint.id)))).scalar() == 0
+
+
+async def test_a_group_without_a_command_shows_its_help(run: Run) -> None:
+    for args in ([], ["requests"]):
+        result = await run(*args)
+        assert result.err.startswith(f"Usage: ledgerflow {' '.join(args)}".rstrip() + " [OPTIONS]")
+        assert "error" not in result.err and "Commands:" in result.err
