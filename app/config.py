@@ -96,6 +96,12 @@ class Settings(BaseSettings):
     metrics_window_seconds: int = Field(default=900, ge=1)
     metrics_cache_seconds: float = Field(default=5.0, ge=0)
 
+    # web console (issue 14)
+    #: A console session ends after this long without a page view.
+    console_idle_seconds: float = Field(default=30 * 60, gt=0)
+    #: ... and at the latest this long after sign-in, however active.
+    console_session_seconds: float = Field(default=12 * 3600, gt=0)
+
     # operations (issue 7)
     #: Where backups go (default ``<data>/backups``).
     backup_dir: Path | None = None

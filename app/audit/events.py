@@ -348,6 +348,26 @@ class FilesRemoved(AuditEvent):
     sha256: list[str] = Field(description="SHA-256 of each removed file, in name order")
 
 
+class SessionStarted(AuditEvent):
+    """Somebody signed in to the web console with an API key; the actor is its client."""
+
+    event_type: Literal["session_started"] = "session_started"
+    session_id: str = Field(description="the console session's id (never its token)")
+    role: str = Field(description="the client's role, which the session acts with")
+    key_prefix: str = Field(description="the public prefix of the key that was presented")
+
+
+class SessionEnded(AuditEvent):
+    """A web console session ended; the actor is its client."""
+
+    event_type: Literal["session_ended"] = "session_ended"
+    session_id: str = Field(description="the console session's id")
+    reason: Literal["signed_out", "idle", "expired", "revoked"] = Field(
+        description="`signed_out`, `idle` (no page view for CONSOLE_IDLE_SECONDS), `expired` "
+        "(CONSOLE_SESSION_SECONDS after sign-in) or `revoked` (the client's key was revoked)"
+    )
+
+
 AnyEvent = Annotated[
     RequestSubmitted
     | StateChanged
@@ -375,7 +395,9 @@ AnyEvent = Annotated[
     | DataAccessed
     | CallbackSent
     | CallbackFailed
-    | FilesRemoved,
+    | FilesRemoved
+    | SessionStarted
+    | SessionEnded,
     Field(discriminator="event_type"),
 ]
 

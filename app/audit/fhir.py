@@ -41,6 +41,9 @@ _APPLICATION_ACTIVITY = {"system": DCM, "code": "110100", "display": "Applicatio
 _QUERY = {"system": DCM, "code": "110112", "display": "Query"}
 _EXPORT = {"system": DCM, "code": "110106", "display": "Export"}
 _SYSTEM_OBJECT = {"system": _ENTITY_TYPE, "code": "2", "display": "System Object"}
+_AUTHENTICATION = {"system": DCM, "code": "110114", "display": "User Authentication"}
+#: Event types that are sign-ins and sign-outs (FHIR type "User Authentication").
+_AUTHENTICATION_EVENTS = frozenset({"session_started", "session_ended"})
 
 _OUTCOME = {"info": "0", "warning": "4", "error": "8", "critical": "12"}
 _ACTION_BY_EVENT = {
@@ -60,6 +63,8 @@ _ACTION_BY_EVENT = {
     "transcript_corrected": "U",
     "callback_sent": "E",
     "callback_failed": "E",
+    "session_started": "E",
+    "session_ended": "E",
 }
 _ACTION_BY_ACCESS = {"checkpoint": "C", "verify": "E"}
 #: Event fields that explain a failure, in order of preference, for ``outcomeDesc``.
@@ -91,7 +96,11 @@ def to_fhir(record: AuditRecord) -> dict[str, Any]:
     """The R4 ``AuditEvent`` JSON for one audit row."""
     access = record.event if isinstance(record.event, AuditAccessed) else None
     if access is None:
-        kind = _APPLICATION_ACTIVITY
+        kind = (
+            _AUTHENTICATION
+            if record.event_type in _AUTHENTICATION_EVENTS
+            else _APPLICATION_ACTIVITY
+        )
     else:
         kind = _EXPORT if access.action == "export" else _QUERY
     resource: dict[str, Any] = {

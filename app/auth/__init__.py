@@ -17,16 +17,22 @@ from app.auth.keys import (
     revoke_client,
 )
 from app.auth.principal import Origin, Principal
+from app.auth.sessions import ConsoleUser, SessionLookup, SessionStore, csrf_matches, csrf_token
 
 __all__ = [
     "ClientInfo",
+    "ConsoleUser",
     "KeyCheck",
     "NewClient",
     "Origin",
     "Principal",
     "Role",
+    "SessionLookup",
+    "SessionStore",
     "check_key",
     "create_client",
+    "csrf_matches",
+    "csrf_token",
     "hash_key",
     "key_prefix",
     "list_clients",

@@ -339,6 +339,27 @@ class ApiClient(Base):
     last_used_at: Mapped[datetime | None]
 
 
+class ConsoleSession(Base):
+    """A web console sign-in: the SHA-256 of its token and the API client it acts as.
+
+    The token itself lives only in the browser's HttpOnly cookie. A session ends when its
+    user signs out (the row is deleted), after ``CONSOLE_IDLE_SECONDS`` without a page
+    view, or ``CONSOLE_SESSION_SECONDS`` after sign-in (``expires_at``), whichever is first.
+    """
+
+    __tablename__ = "console_sessions"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    client_id: Mapped[uuid.UUID] = mapped_column(ForeignKey("api_clients.id", ondelete="RESTRICT"))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime]
+
+    # Sign-in sweeps out sessions past their lifetime in expiry order.
+    __table_args__ = (Index("ix_console_sessions_expires_at", "expires_at"),)
+
+
 # --------------------------------------------------------------------------- research
 
 

@@ -43,6 +43,8 @@ from app.audit.events import (
     RequestCompleted,
     RequestFailed,
     RequestSubmitted,
+    SessionEnded,
+    SessionStarted,
     StaleResultDiscarded,
     StateChanged,
     StepRecovered,
@@ -137,6 +139,8 @@ SAMPLES: list[AuditEvent] = [
         bytes_removed=4096,
         sha256=[DIGEST, DIGEST],
     ),
+    SessionStarted(session_id=str(uuid.uuid4()), role="reviewer", key_prefix="lf_0123abcd"),
+    SessionEnded(session_id=str(uuid.uuid4()), reason="idle"),
 ]
 
 
