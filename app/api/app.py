@@ -1,4 +1,5 @@
-"""The FastAPI app factory: routers under ``/v1``, problem+json errors, limits, metrics.
+"""The FastAPI app factory: routers under ``/v1``, the web console at ``/console``,
+problem+json errors, limits, metrics.
 
 ``create_app(services)`` serves already-built services (``ledgerflow serve`` and the tests
 own them); ``create_app()`` builds them from the settings in its lifespan and closes them
@@ -24,6 +25,7 @@ from app.api.problems import PROBLEM_JSON, install_problem_handlers
 from app.api.routes import audit, ops, recordings, requests, reviews
 from app.bootstrap import Services, build_services
 from app.config import Settings, get_settings
+from app.console import mount_console
 
 RECORDINGS_PATH = "/v1/recordings"
 
@@ -115,6 +117,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     install_problem_handlers(api)
     for module in (requests, recordings, reviews, audit, ops):
         api.include_router(module.router)
+    mount_console(api)
 
     def limit_for(scope: Scope) -> int:
         if scope.get("path") == RECORDINGS_PATH:

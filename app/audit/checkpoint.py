@@ -28,6 +28,7 @@ from app.audit.chain import digest, format_timestamp
 from app.audit.exceptions import CheckpointNotFound
 from app.audit.verify import Head
 from app.config import get_settings
+from app.database import Database
 from app.database.models import AuditChain, AuditCheckpoint, Request
 
 
@@ -151,6 +152,12 @@ async def find_checkpoint(session: AsyncSession, found_digest: str) -> Checkpoin
         digest=row.digest,
         signature=row.signature,
     )
+
+
+async def load_checkpoint(database: Database, found_digest: str) -> Checkpoint:
+    """The stored checkpoint with this digest, in its file form's model (one read)."""
+    async with database.read_session() as session:
+        return await find_checkpoint(session, found_digest)
 
 
 def read_checkpoint_file(path: Path) -> Checkpoint:
