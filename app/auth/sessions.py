@@ -36,6 +36,8 @@ EndReason = Literal["signed_out", "idle", "expired", "revoked"]
 #: timeout), so a page view costs a write only now and then.
 _TOUCH_EVERY = timedelta(seconds=60)
 _CSRF_CONTEXT = b"ledgerflow console csrf v1"
+#: The ``channel`` a session's principal reads through (recorded with every PHI read).
+CHANNEL = "console"
 
 
 def token_hash(token: str) -> str:
@@ -95,7 +97,7 @@ class SessionStore:
         now = utcnow()
         user = ConsoleUser(
             uuid.uuid4(),
-            Principal(client.name, client.role, client.key_prefix),
+            Principal(client.name, client.role, client.key_prefix, channel=CHANNEL),
             now,
             now + self.lifetime,
         )
@@ -159,7 +161,7 @@ class SessionStore:
                     .where(ConsoleSession.id == row.id)
                     .values(last_seen_at=now)
                 )
-        principal = Principal(row.name, Role(row.role), row.key_prefix)
+        principal = Principal(row.name, Role(row.role), row.key_prefix, channel=CHANNEL)
         return SessionLookup(ConsoleUser(row.id, principal, row.created_at, row.expires_at), None)
 
     async def close(self, user: ConsoleUser) -> None:

@@ -11,6 +11,7 @@ does not is refused (403, recorded) before anything is read from the form or wri
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Literal, NoReturn
 
@@ -18,7 +19,15 @@ import structlog
 from fastapi import Depends, Request
 
 from app.audit.denials import Denial, record_denial
-from app.auth import ConsoleUser, Role, SessionStore, csrf_matches, csrf_token
+from app.auth import (
+    ConsoleUser,
+    Origin,
+    Principal,
+    Role,
+    SessionStore,
+    csrf_matches,
+    csrf_token,
+)
 from app.bootstrap import Services
 from app.console.render import base_path
 from app.console.security import SESSION_COOKIE
@@ -64,6 +73,11 @@ def session_store(request: Request) -> SessionStore:
     )
 
 
+def acting(request: Request, user: ConsoleUser) -> Principal:
+    """The user as the service layers take them: channel ``console``, this page as origin."""
+    return user.principal.at(Origin(request.method, route_of(request), request.url.path))
+
+
 def route_of(request: Request) -> str:
     """The page's path template as the browser sees it (``/console/requests/{request_id}``)."""
     path = getattr(request.scope.get("route"), "path", None)
@@ -79,6 +93,7 @@ async def record_refusal(
     actor: str | None = None,
     key_prefix: str | None = None,
     audit_action: str | None = None,
+    request_id: uuid.UUID | None = None,
 ) -> None:
     """Record a refused page or form like the API records a refused call."""
     principal = user.principal if user is not None else None
@@ -92,6 +107,7 @@ async def record_refusal(
         role=principal.role.value if principal else None,
         key_prefix=principal.key_prefix if principal else key_prefix,
         audit_action=audit_action,
+        request_id=request_id,
     )
     await record_denial(services_of(request).database, denial)
     log.warning("access_denied", actor=denial.actor, route=denial.route, status=status, why=reason)
@@ -105,9 +121,12 @@ async def refuse(
     status: Literal[403, 404] = 403,
     message: str | None = None,
     audit_action: str | None = None,
+    request_id: uuid.UUID | None = None,
 ) -> NoReturn:
     """Record the refusal, then answer with the error page (``message``, else ``reason``)."""
-    await record_refusal(request, status, reason, user=user, audit_action=audit_action)
+    await record_refusal(
+        request, status, reason, user=user, audit_action=audit_action, request_id=request_id
+    )
     raise Refused(status, message or reason)
 
 

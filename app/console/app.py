@@ -7,7 +7,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from app.console.errors import install_error_pages
-from app.console.routes import audit, overview, requests, reviews, signin
+from app.console.routes import audit, overview, recordings, requests, reviews, signin
 from app.console.security import SecurityHeaders
 
 MOUNT_PATH = "/console"
@@ -18,7 +18,7 @@ def create_console(owner: FastAPI) -> FastAPI:
     console = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
     console.state.owner = owner
     install_error_pages(console)
-    for module in (signin, overview, requests, reviews, audit):
+    for module in (signin, overview, requests, reviews, recordings, audit):
         console.include_router(module.router)
     console.mount("/static", StaticFiles(packages=[("app.console", "static")]), name="static")
     console.add_middleware(SecurityHeaders)

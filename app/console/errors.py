@@ -20,6 +20,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from app.console.access import Refused, SignInRequired
 from app.console.render import base_path, render
 from app.exceptions import LedgerflowError
+from app.results import RangeNotSatisfiable
 
 log = structlog.get_logger(__name__)
 
@@ -28,9 +29,13 @@ _TITLES = {
     403: "Not allowed",
     404: "Not found",
     405: "Method not allowed",
-    409: "Already changed",
+    409: "Not possible now",
+    410: "Gone",
+    412: "Changed meanwhile",
     413: "Too large",
+    416: "Range not satisfiable",
     422: "Invalid input",
+    428: "Version needed",
     500: "Something went wrong",
     503: "Database unavailable",
 }
@@ -42,6 +47,13 @@ _STATUS_BY_CODE = {
     "lease_lost": 409,
     "idempotency_conflict": 409,
     "integrity_violation": 409,
+    "not_ready": 409,
+    "forbidden": 403,
+    "gone": 410,
+    "version_mismatch": 412,
+    "content_too_large": 413,
+    "range_not_satisfiable": 416,
+    "precondition_required": 428,
     "invalid_request": 422,
     "invalid_filter": 422,
     "database_unavailable": 503,
@@ -51,9 +63,11 @@ _STATUS_BY_CODE = {
 }
 
 
-def error_page(request: Request, status: int, message: str) -> HTMLResponse:
+def error_page(
+    request: Request, status: int, message: str, headers: dict[str, str] | None = None
+) -> HTMLResponse:
     """The error page for ``status`` with ``message``."""
-    headers = {"Retry-After": "5"} if status == 503 else None
+    headers = {**(headers or {}), **({"Retry-After": "5"} if status == 503 else {})}
     return render(
         request,
         "error.html",
@@ -106,7 +120,11 @@ def install_error_pages(console: FastAPI) -> None:
         if status == 503:
             log.warning("console_database_unavailable", code=exc.code, error=exc.message)
             return error_page(request, 503, "The database is unavailable; try again shortly.")
-        return error_page(request, status, exc.message)
+        headers: dict[str, str] = {}
+        if isinstance(exc, RangeNotSatisfiable):
+            headers["Content-Range"] = f"bytes */{exc.size}"
+        # A purged file's message says when and why (``Gone``); others name the problem.
+        return error_page(request, status, exc.message, headers)
 
     async def on_http(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, StarletteHTTPException)

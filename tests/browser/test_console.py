@@ -5,6 +5,7 @@ forms and unknown ids are answered with pages, and recorded where the API record
 from __future__ import annotations
 
 import csv
+import hashlib
 import json
 import re
 import sys
@@ -15,7 +16,7 @@ from playwright.sync_api import Page, expect
 
 from app.agents.research import sample_research_payloads
 from tests.browser.conftest import ConsoleServer, SignIn, unique_key
-from tests.support.serve import run_cli
+from tests.support.serve import ROOT, run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -49,7 +50,7 @@ def approval_of(console: ConsoleServer, request_id: str) -> str:
 
 
 def test_reviewer_approves_with_a_note_and_the_trail_names_them(
-    console: ConsoleServer, sign_in: SignIn
+    console: ConsoleServer, sign_in: SignIn, tmp_path: Path
 ) -> None:
     request_id = submit_research(console)
     approval_of(console, request_id)
@@ -86,6 +87,23 @@ def test_reviewer_approves_with_a_note_and_the_trail_names_them(
     decided = page.locator("tr", has_text="approval approved")
     expect(decided).to_contain_text(console.name("reviewer"))
     expect(decided).to_contain_text("Criteria match the IRB protocol.")
+
+    # The delivery's files download, each matching the manifest's SHA-256.
+    files = page.get_by_role("region", name="Delivery files").locator("tbody tr")
+    expect(files.first).to_be_visible()
+    row = page.get_by_role("region", name="Delivery files").locator("tr", has_text="conditions")
+    listed = row.locator("code").get_attribute("title")
+    with page.expect_download() as download:
+        row.get_by_role("link").click()
+    saved = tmp_path / download.value.suggested_filename
+    download.value.save_as(saved)
+    assert hashlib.sha256(saved.read_bytes()).hexdigest() == listed
+    downloads = console.rows(
+        "SELECT actor, event_data FROM audit_logs WHERE event_type = 'data_accessed' "
+        "AND request_id = :rid",
+        rid=request_id.replace("-", ""),
+    )
+    assert [a for a, _ in downloads] == [console.name("reviewer")]
 
     # The auditor's trail page shows the reviewer as the decision's actor.
     auditor = sign_in("auditor")
@@ -345,3 +363,137 @@ def test_auditor_filters_exports_a_csv_that_verifies_offline_runs_verify_and_che
     card = page.locator("section.card", has_text="Audit trail")
     expect(card).to_contain_text(console.name("auditor"))
     expect(card).to_contain_text(digest[:8])
+
+
+def upload_recording(console: ConsoleServer, name: str) -> str:
+    """Upload a fixture WAV over the HTTP API as the submitter; return its request id."""
+    with (
+        console.api("submitter") as client,
+        (ROOT / "tests" / "fixtures" / "audio" / name).open("rb") as audio,
+    ):
+        made = client.post(
+            "/v1/recordings",
+            data={"patient_id": "P000107", "clinician_id": "C042"},
+            files={"file": (name, audio, "audio/wav")},
+        )
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def test_clinician_plays_corrects_and_approves_a_transcript_and_both_versions_are_kept(
+    console: ConsoleServer, sign_in: SignIn
+) -> None:
+    request_id = upload_recording(console, "noisy_speech.wav")
+    assert console.wait_state(request_id, {"awaiting_approval", "completed", "failed"}) == (
+        "awaiting_approval"
+    )
+    page = sign_in("clinician")
+    nav(page, "Approvals")
+    page.locator(f"tr:has-text('{request_id[:8]}')").get_by_role("link").click()
+    page.get_by_role("link", name="review the transcript").click()
+    expect(page.get_by_role("heading", name=re.compile("^Recording"))).to_be_visible()
+
+    # The audio element loads and seeks (range requests, each a recorded PHI read).
+    page.wait_for_function("() => document.querySelector('audio').readyState >= 1")
+    duration = page.evaluate("() => document.querySelector('audio').duration")
+    assert 3 < duration < 5, duration
+    seeked = page.evaluate(
+        """(target) => new Promise(resolve => {
+            const audio = document.querySelector('audio');
+            audio.addEventListener('seeked', () => resolve(audio.currentTime), {once: true});
+            audio.currentTime = target;
+        })""",
+        duration / 2,
+    )
+    assert abs(seeked - duration / 2) < 0.1
+    # What a seek past the buffered part asks for: one byte range, answered 206.
+    part = page.context.request.get(
+        f"{console.base}/recordings/{request_id}/audio", headers={"Range": "bytes=1000-1999"}
+    )
+    assert part.status == 206 and len(part.body()) == 1000
+    assert part.headers["content-range"].startswith("bytes 1000-1999/")
+    expect(page.locator("mark.low").first).to_be_visible()
+
+    original = page.get_by_role("textbox", name="Transcript").input_value()
+    corrected = "The patient reports chest pain on exertion since Monday."
+    page.get_by_role("textbox", name="Transcript").fill(corrected)
+    page.get_by_role("button", name="Save correction").click()
+    expect(page.get_by_role("status")).to_contain_text("Saved as a new version")
+    versions = page.get_by_role("region", name="Transcript versions").locator("tbody tr")
+    expect(versions).to_have_count(2)
+    expect(versions.nth(1)).to_contain_text(console.name("clinician"))
+    expect(versions.nth(1)).to_contain_text("current")
+
+    page.locator("#gate-h ~ form").get_by_label("Note").fill("Corrected from the audio.")
+    page.get_by_role("button", name="Approve transcript").click()
+    expect(page.get_by_role("status")).to_contain_text("Approved")
+    assert console.wait_state(request_id, {"completed", "failed"}) == "completed"
+
+    rid = request_id.replace("-", "")
+    kept = console.rows(
+        "SELECT version, source, created_by, text FROM transcript_versions "
+        "WHERE recording_id = :rid ORDER BY version",
+        rid=rid,
+    )
+    assert [(v, s, t) for v, s, _, t in kept] == [(1, "asr", original), (2, "clinician", corrected)]
+    assert kept[1][2] == console.name("clinician")
+    trail = console.rows(
+        "SELECT event_type, actor, event_data FROM audit_logs WHERE request_id = :rid", rid=rid
+    )
+    kinds = {(kind, actor) for kind, actor, _ in trail}
+    assert ("transcript_corrected", console.name("clinician")) in kinds
+    assert ("approval_decided", console.name("clinician")) in kinds
+    reads = [json.loads(data) for kind, actor, data in trail if kind == "phi_accessed"]
+    assert {r["resource"] for r in reads} == {"transcript", "audio"}
+    assert all(r["channel"] == "console" for r in reads)
+    assert any((r.get("byte_range") or "").startswith("1000-1999/") for r in reads), reads
+    # The audit trail holds digests, never the text.
+    assert not any("chest pain" in str(data) for _, _, data in trail)
+
+
+def test_a_correction_of_a_stale_version_is_not_saved_and_both_texts_are_shown(
+    console: ConsoleServer, sign_in: SignIn
+) -> None:
+    request_id = upload_recording(console, "noisy_speech.wav")
+    console.wait_state(request_id, {"awaiting_approval"})
+    url = f"{console.base}/recordings/{request_id}"
+    clinician, reviewer = sign_in("clinician"), sign_in("reviewer")
+    clinician.goto(url)
+    reviewer.goto(url)
+
+    clinician.get_by_role("textbox", name="Transcript").fill(
+        "Blood pressure is one forty over ninety."
+    )
+    clinician.get_by_role("button", name="Save correction").click()
+    expect(clinician.get_by_role("status")).to_contain_text("Saved as a new version")
+
+    reviewer.get_by_role("textbox", name="Transcript").fill(
+        "Blood pressure one fifty over ninety five."
+    )
+    with reviewer.expect_response(re.compile(r"/transcript$")) as answer:
+        reviewer.get_by_role("button", name="Save correction").click()
+    assert answer.value.status == 409
+    alert = reviewer.get_by_role("alert")
+    expect(alert).to_contain_text("Someone else changed this transcript")
+    expect(alert).to_contain_text("one forty over ninety")
+    expect(alert).to_contain_text("one fifty over ninety five")
+    expect(alert).to_contain_text(console.name("clinician"))
+    kept = console.rows(
+        "SELECT version, created_by FROM transcript_versions WHERE recording_id = :rid "
+        "ORDER BY version",
+        rid=request_id.replace("-", ""),
+    )
+    assert [v for v, _ in kept] == [1, 2] and kept[1][1] == console.name("clinician")
+
+    # Having compared, the reviewer saves over the version now current.
+    reviewer.get_by_role("button", name="Save correction").click()
+    expect(reviewer.get_by_role("status")).to_contain_text("Saved as a new version")
+    assert (
+        len(
+            console.rows(
+                "SELECT 1 FROM transcript_versions WHERE recording_id = :rid",
+                rid=request_id.replace("-", ""),
+            )
+        )
+        == 3
+    )

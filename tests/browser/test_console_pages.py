@@ -35,6 +35,7 @@ class Sample:
     escalated: str
     escalation: str
     recording_request: str
+    review: str
 
 
 def _submit(console: ConsoleServer, name: str) -> str:
@@ -46,6 +47,20 @@ def _submit(console: ConsoleServer, name: str) -> str:
         )
     assert made.status_code == 201, made.text
     return str(made.json()["id"])
+
+
+def _upload(console: ConsoleServer, name: str) -> str:
+    with (
+        console.api("submitter") as client,
+        (ROOT / "tests" / "fixtures" / "audio" / name).open("rb") as audio,
+    ):
+        uploaded = client.post(
+            "/v1/recordings",
+            data={"patient_id": "P000042", "clinician_id": "C007"},
+            files={"file": (name, audio, "audio/wav")},
+        )
+    assert uploaded.status_code == 201, uploaded.text
+    return str(uploaded.json()["id"])
 
 
 def _gate(console: ConsoleServer, table: str, request_id: str) -> str:
@@ -60,16 +75,8 @@ def _gate(console: ConsoleServer, table: str, request_id: str) -> str:
 def sample(console: ConsoleServer) -> Sample:
     waiting = _submit(console, "type2_diabetes_adults")
     small = _submit(console, "cystic_fibrosis_under_40")
-    with (
-        console.api("submitter") as client,
-        (ROOT / "tests" / "fixtures" / "audio" / "medication.wav").open("rb") as audio,
-    ):
-        uploaded = client.post(
-            "/v1/recordings",
-            data={"patient_id": "P000042", "clinician_id": "C007"},
-            files={"file": ("medication.wav", audio, "audio/wav")},
-        )
-    assert uploaded.status_code == 201, uploaded.text
+    uploaded = _upload(console, "medication.wav")
+    review = _upload(console, "noisy_speech.wav")
     console.wait_state(small, {"awaiting_approval"})
     with console.api("reviewer") as client:
         decided = client.post(
@@ -78,13 +85,17 @@ def sample(console: ConsoleServer) -> Sample:
         )
         assert decided.status_code == 200, decided.text
     console.wait_state(small, {"escalated"})
+    with console.api("auditor") as client:  # the audit page lists stored checkpoints
+        assert client.post("/v1/audit/checkpoints").status_code == 201
     console.wait_state(waiting, {"awaiting_approval"})
+    console.wait_state(review, {"awaiting_approval"})
     return Sample(
         waiting=waiting,
         approval=_gate(console, "approvals", waiting),
         escalated=small,
         escalation=_gate(console, "escalations", small),
-        recording_request=str(uploaded.json()["id"]),
+        recording_request=uploaded,
+        review=review,
     )
 
 
@@ -100,10 +111,14 @@ PAGES: dict[str, list[tuple[str | None, str]]] = {
         ("approval", "/approvals/{approval}"),
         (None, "/escalations"),
         (None, "/escalations/{escalation}"),
+        ("transcript", "/recordings/{review}"),
+        (None, "/recordings/{recording_request}"),
     ],
     "auditor": [
         ("audit", "/audit"),
         (None, "/audit/trail/{waiting}"),
+        (None, "/recordings"),
+        (None, "/recordings/{review}"),
     ],
 }
 

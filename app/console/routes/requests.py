@@ -1,9 +1,11 @@
 """Requests: a filterable, keyset-paged list; one request's page; Cancel with a reason.
 
-Same rules as ``/v1/requests``: submitters see and cancel only their own requests,
+Same rules as ``/v1/requests``: submitters see and cancel only their own requests (someone
+else's answers the 404 a missing one gets, recorded like the results service records it),
 reviewers read every request, admins do everything; auditors read the audit trail instead.
 An admin's request page also shows the request's audit events, read (and audited) as the
-API's audit-trail route reads them.
+API's audit-trail route reads them. A completed research request lists its delivery files,
+downloaded through :class:`app.results.Deliveries` (each download recorded).
 """
 
 from __future__ import annotations
@@ -17,11 +19,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from app.audit import AuditAccess
 from app.auth import ConsoleUser, Role
-from app.console.access import refuse, services_of, viewer
+from app.console.access import acting, refuse, services_of, viewer
+from app.console.files import file_response
 from app.console.forms import FieldErrors, optional_text, optional_time, required_text
 from app.console.render import base_path, render
 from app.console.timeline import timeline
 from app.orchestrator.states import TERMINAL, State
+from app.results import Gone, NotReady
 
 router = APIRouter()
 
@@ -103,6 +107,21 @@ async def list_requests(
     )
 
 
+async def hide_unless_owner(
+    request: Request, user: ConsoleUser, submitted_by: str, request_id: uuid.UUID
+) -> None:
+    """A submitter reaching for another's request gets the 404 page (the refusal recorded)."""
+    if not user.principal.owns(submitted_by):
+        await refuse(
+            request,
+            user,
+            "belongs to another submitter",
+            status=404,
+            message=f"no request {request_id}",
+            request_id=request_id,
+        )
+
+
 async def request_page(
     request: Request,
     user: ConsoleUser,
@@ -115,14 +134,19 @@ async def request_page(
     """One request's page (also re-shown with the errors of a refused form)."""
     services = services_of(request)
     history = await services.orchestrator.history(request_id)
-    if not user.principal.owns(history.request.submitted_by):
-        await refuse(request, user, "the request belongs to another submitter")
+    await hide_unless_owner(request, user, history.request.submitted_by, request_id)
     trail = None
     if user.principal.has(Role.AUDITOR):
         trail = await AuditAccess(services.database, user.principal.name).trail(
             request_id, fmt="html"
         )
     view = history.request
+    delivery, delivery_note = None, None
+    if view.kind == "research" and view.state == State.COMPLETED:
+        try:
+            delivery = await services.deliveries.manifest(acting(request, user), request_id)
+        except (NotReady, Gone) as exc:
+            delivery_note = exc.message
     return render(
         request,
         "request.html",
@@ -133,6 +157,8 @@ async def request_page(
         history=history,
         moments=timeline(history),
         trail=trail,
+        delivery=delivery,
+        delivery_note=delivery_note,
         may_cancel=user.principal.has(Role.SUBMITTER) and State(view.state) not in TERMINAL,
         errors=errors or {},
         form=form or {},
@@ -146,6 +172,17 @@ async def show_request(request: Request, request_id: uuid.UUID, user: Reader) ->
     return await request_page(request, user, request_id)
 
 
+@router.get("/requests/{request_id}/delivery/{name}")
+async def delivery_file(
+    request: Request, request_id: uuid.UUID, name: str, user: Reader
+) -> Response:
+    """Download one delivered file (each download recorded as ``data_accessed``)."""
+    opened = await services_of(request).deliveries.open_file(
+        acting(request, user), request_id, name, request.headers.get("range")
+    )
+    return file_response(opened, download=True)
+
+
 @router.post("/requests/{request_id}/cancel")
 async def cancel_request(request: Request, request_id: uuid.UUID, user: Canceller) -> Response:
     """Cancel with a required reason (re-shown beside the field when empty; nothing written)."""
@@ -154,8 +191,7 @@ async def cancel_request(request: Request, request_id: uuid.UUID, user: Cancelle
     errors: FieldErrors = {}
     reason = required_text(form, "reason", errors, what="why you cancel it")
     view = await services.orchestrator.get(request_id)
-    if not user.principal.owns(view.submitted_by):
-        await refuse(request, user, "the request belongs to another submitter")
+    await hide_unless_owner(request, user, view.submitted_by, request_id)
     if errors:
         return await request_page(
             request, user, request_id, status=422, errors=errors, form={"reason": reason}
