@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, date, datetime
+from datetime import datetime
 
 from starlette.datastructures import FormData
+
+from app.audit.exceptions import InvalidFilter
+from app.audit.query import parse_time
 
 #: Longest note, reason or free-text filter the console accepts (the orchestrator's limit).
 MAX_TEXT = 2000
@@ -40,14 +43,10 @@ def optional_time(raw: str | None, name: str, errors: FieldErrors) -> datetime |
     if not text:
         return None
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            return datetime(day.year, day.month, day.day, tzinfo=UTC)
-        moment = datetime.fromisoformat(text)
-    except ValueError:
+        return parse_time(text, name)
+    except InvalidFilter:
         errors[name] = "Use a date like 2026-11-23 or a time like 2026-11-23T09:00:00Z."
         return None
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 def optional_text(

@@ -63,11 +63,6 @@ def words(name: str | None) -> str:
     return "" if name is None else str(name).replace("_", " ")
 
 
-def pretty_json(value: Any) -> str:
-    """Indented JSON for a ``<pre>`` block."""
-    return json.dumps(value, indent=2, sort_keys=True, default=str, ensure_ascii=False)
-
-
 def compact(data: dict[str, Any], limit: int = 400) -> str:
     """``key: value; key: value`` on one line (nested values as compact JSON), cut at ``limit``."""
     parts = []
@@ -106,7 +101,6 @@ def _environment() -> Environment:
         human_utc=human_utc,
         age=age,
         words=words,
-        pretty_json=pretty_json,
         compact=compact,
     )
     env.tests.update(mapping_value=is_mapping, sequence_value=is_sequence)

@@ -7,6 +7,7 @@ import asyncio
 import re
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 
 import httpx
 import pytest
@@ -15,7 +16,7 @@ from sqlalchemy import func, select
 
 from app.audit import parse_event
 from app.audit.events import AccessDenied, AuditAccessed
-from app.auth import SessionStore, check_key, revoke_client
+from app.auth import Principal, Role, SessionStore, check_key, revoke_client
 from app.bootstrap import Services
 from app.database import Database
 from app.database.models import Approval, AuditLog, ConsoleSession
@@ -227,3 +228,94 @@ async def test_sessions_end_when_idle_when_old_and_when_revoked(
     assert reasons == ["idle", "expired", "signed_out", "revoked"]
     async with database.read_session() as session:
         assert (await session.execute(select(func.count(ConsoleSession.id)))).scalar_one() == 0
+
+
+async def test_cancel_needs_a_reason_and_someone_elses_request_is_a_recorded_404(
+    client: httpx.AsyncClient, browser: Browser, keys: dict[str, str], services: Services
+) -> None:
+    made = await client.post(
+        "/v1/requests", json=research_body(), headers=bearer(keys["submitter"])
+    )
+    request_id = made.json()["id"]
+    other = await browser("other")
+    hidden = await other.get(f"/console/requests/{request_id}")
+    assert hidden.status_code == 404 and f"no request {request_id}" in hidden.text
+    [denied] = await events(services.database, "access_denied", CLIENTS["other"][0])
+    assert isinstance(denied, AccessDenied) and denied.status == 404
+
+    owner = await browser("submitter")
+    page = await owner.get(f"/console/requests/{request_id}")
+    token = csrf_of(page.text)
+    empty = await owner.post(
+        f"/console/requests/{request_id}/cancel", data={"reason": "", "csrf_token": token}
+    )
+    assert empty.status_code == 422 and 'id="reason-error"' in empty.text
+    assert (await services.orchestrator.get(uuid.UUID(request_id))).state == "pending"
+    done = await owner.post(
+        f"/console/requests/{request_id}/cancel",
+        data={"reason": "submitted twice", "csrf_token": token},
+    )
+    assert done.status_code == 303
+    history = await services.orchestrator.history(uuid.UUID(request_id))
+    last = history.transitions[-1]
+    assert (history.request.state, last.actor, last.reason) == (
+        "cancelled",
+        CLIENTS["submitter"][0],
+        "submitted twice",
+    )
+
+
+async def test_transcript_review_reads_corrects_and_refuses_stale_versions(
+    client: httpx.AsyncClient, browser: Browser, keys: dict[str, str], services: Services
+) -> None:
+    audio = Path(__file__).resolve().parents[1] / "fixtures" / "audio" / "noisy_speech.wav"
+    made = await client.post(
+        "/v1/recordings",
+        data={"patient_id": "P000107", "clinician_id": "C042"},
+        files={"file": ("noisy.wav", audio.read_bytes(), "audio/wav")},
+        headers=bearer(keys["submitter"]),
+    )
+    recording = made.json()["id"]
+    await run_workers_until_idle(services)
+
+    reviewer = await browser("reviewer")
+    page = await reviewer.get(f"/console/recordings/{recording}")
+    assert page.status_code == 200 and "<audio" in page.text and 'class="low"' in page.text
+    part = await reviewer.get(
+        f"/console/recordings/{recording}/audio", headers={"Range": "bytes=0-99"}
+    )
+    assert part.status_code == 206 and len(part.content) == 100
+    outside = await reviewer.get(
+        f"/console/recordings/{recording}/audio", headers={"Range": "bytes=999999999-"}
+    )
+    assert outside.status_code == 416 and outside.headers["content-range"].startswith("bytes */")
+
+    token = csrf_of(page.text)
+    first = await reviewer.post(
+        f"/console/recordings/{recording}/transcript",
+        data={"text": "blood pressure is fine", "version": "1", "csrf_token": token},
+    )
+    assert first.status_code == 303
+    stale = await reviewer.post(
+        f"/console/recordings/{recording}/transcript",
+        data={"text": "another reading", "version": "1", "csrf_token": token},
+    )
+    assert stale.status_code == 409
+    assert "Someone else changed this transcript" in stale.text
+    assert "blood pressure is fine" in stale.text and "another reading" in stale.text
+    versions = await services.recordings.versions(
+        Principal("dr-review", Role.REVIEWER), uuid.UUID(recording)
+    )
+    assert [v.version for v in versions] == [1, 2]
+
+    auditor = await browser("auditor")
+    metadata = await auditor.get(f"/console/recordings/{recording}")
+    assert metadata.status_code == 200 and "<audio" not in metadata.text
+    assert "blood pressure is fine" not in metadata.text
+    refused = await auditor.get(f"/console/recordings/{recording}/audio")
+    assert refused.status_code == 403
+    reads = await events(services.database, "phi_accessed", CLIENTS["reviewer"][0])
+    assert {(r.resource, r.channel) for r in reads} == {  # type: ignore[attr-defined]
+        ("transcript", "console"),
+        ("audio", "console"),
+    }

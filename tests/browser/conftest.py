@@ -1,8 +1,8 @@
 """Browser tests: Playwright driving Debian's Chromium against a real ``ledgerflow serve``.
 
 One server for the session (its own SQLite database, audio and delivery folders; tests that
-need other settings start their own), one browser, a fresh browser context (cookies) per
-signed-in user. Every page a test opens is
+need other settings start their own), one browser per module, a fresh browser context
+(cookies) per signed-in user. Every page a test opens is
 watched: a console error (which is how Chromium reports a Content-Security-Policy
 violation) or an uncaught script error fails the test.
 """
@@ -25,6 +25,7 @@ from playwright.sync_api import Browser, BrowserContext, ConsoleMessage, Page, s
 from sqlalchemy import text
 from sqlalchemy.engine import URL, make_url
 
+from app.agents.research import sample_research_payloads
 from app.auth import create_client
 from app.database import Database
 from tests.support.serve import ROOT, Server, free_port, run_cli, wait_for
@@ -129,9 +130,13 @@ def _watch(page: Page, problems: list[str]) -> None:
     page.on("pageerror", lambda error: problems.append(f"page error: {error}"))
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture(scope="module")
 def browser() -> Iterator[Browser]:
-    """Debian's Chromium, headless (no browser download is possible here)."""
+    """Debian's Chromium, headless (no browser download is possible here).
+
+    Module-scoped: Playwright's sync API keeps its event loop running in this thread while
+    it is open, so it must be closed before the next module's async tests run.
+    """
     if not CHROMIUM.exists():
         reason = f"{CHROMIUM} is missing: apt-get install chromium"
         if os.environ.get("CI"):
@@ -258,3 +263,30 @@ def axe_violations(page: Page) -> list[dict[str, Any]]:
 def unique_key() -> str:
     """A fresh idempotency key."""
     return f"browser-{uuid.uuid4()}"
+
+
+def submit_research(console: ConsoleServer, sample: str = "type2_diabetes_adults") -> str:
+    """Submit a sample research request over the HTTP API as the submitter; return its id."""
+    with console.api("submitter") as client:
+        made = client.post(
+            "/v1/requests",
+            json={"kind": "research", "payload": sample_research_payloads()[sample]},
+            headers={"Idempotency-Key": unique_key()},
+        )
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])
+
+
+def upload_recording(console: ConsoleServer, name: str) -> str:
+    """Upload a fixture WAV over the HTTP API as the submitter; return its request id."""
+    with (
+        console.api("submitter") as client,
+        (ROOT / "tests" / "fixtures" / "audio" / name).open("rb") as audio,
+    ):
+        made = client.post(
+            "/v1/recordings",
+            data={"patient_id": "P000107", "clinician_id": "C042"},
+            files={"file": (name, audio, "audio/wav")},
+        )
+    assert made.status_code == 201, made.text
+    return str(made.json()["id"])

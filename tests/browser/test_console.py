@@ -14,9 +14,8 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from app.agents.research import sample_research_payloads
-from tests.browser.conftest import ConsoleServer, SignIn, unique_key
-from tests.support.serve import ROOT, run_cli
+from tests.browser.conftest import ConsoleServer, SignIn, submit_research, upload_recording
+from tests.support.serve import run_cli
 
 pytestmark = pytest.mark.slow
 
@@ -24,19 +23,6 @@ pytestmark = pytest.mark.slow
 def nav(page: Page, section: str) -> None:
     """Follow a link of the header's section navigation."""
     page.get_by_role("navigation", name="Sections").get_by_role("link", name=section).click()
-
-
-def submit_research(console: ConsoleServer) -> str:
-    """Submit a research request over the HTTP API as the submitter; return its id."""
-    payload = sample_research_payloads()["type2_diabetes_adults"]
-    with console.api("submitter") as client:
-        made = client.post(
-            "/v1/requests",
-            json={"kind": "research", "payload": payload},
-            headers={"Idempotency-Key": unique_key()},
-        )
-    assert made.status_code == 201, made.text
-    return str(made.json()["id"])
 
 
 def approval_of(console: ConsoleServer, request_id: str) -> str:
@@ -130,14 +116,7 @@ def test_reviewer_approves_with_a_note_and_the_trail_names_them(
 def test_reviewer_resolves_an_escalation_with_a_required_note(
     console: ConsoleServer, sign_in: SignIn
 ) -> None:
-    payload = sample_research_payloads()["cystic_fibrosis_under_40"]
-    with console.api("submitter") as client:
-        made = client.post(
-            "/v1/requests",
-            json={"kind": "research", "payload": payload},
-            headers={"Idempotency-Key": unique_key()},
-        )
-    request_id = str(made.json()["id"])
+    request_id = submit_research(console, "cystic_fibrosis_under_40")
     page = sign_in("reviewer")
     gate = approval_of(console, request_id)
     page.goto(f"{console.base}/approvals/{gate}")
@@ -363,21 +342,6 @@ def test_auditor_filters_exports_a_csv_that_verifies_offline_runs_verify_and_che
     card = page.locator("section.card", has_text="Audit trail")
     expect(card).to_contain_text(console.name("auditor"))
     expect(card).to_contain_text(digest[:8])
-
-
-def upload_recording(console: ConsoleServer, name: str) -> str:
-    """Upload a fixture WAV over the HTTP API as the submitter; return its request id."""
-    with (
-        console.api("submitter") as client,
-        (ROOT / "tests" / "fixtures" / "audio" / name).open("rb") as audio,
-    ):
-        made = client.post(
-            "/v1/recordings",
-            data={"patient_id": "P000107", "clinician_id": "C042"},
-            files={"file": (name, audio, "audio/wav")},
-        )
-    assert made.status_code == 201, made.text
-    return str(made.json()["id"])
 
 
 def test_clinician_plays_corrects_and_approves_a_transcript_and_both_versions_are_kept(

@@ -11,7 +11,6 @@ from dataclasses import dataclass
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
-from app.agents.research import sample_research_payloads
 from tests.browser.conftest import (
     NARROW,
     WIDE,
@@ -19,9 +18,9 @@ from tests.browser.conftest import (
     SignIn,
     axe_violations,
     screenshot,
-    unique_key,
+    submit_research,
+    upload_recording,
 )
-from tests.support.serve import ROOT
 
 pytestmark = pytest.mark.slow
 
@@ -38,31 +37,6 @@ class Sample:
     review: str
 
 
-def _submit(console: ConsoleServer, name: str) -> str:
-    with console.api("submitter") as client:
-        made = client.post(
-            "/v1/requests",
-            json={"kind": "research", "payload": sample_research_payloads()[name]},
-            headers={"Idempotency-Key": unique_key()},
-        )
-    assert made.status_code == 201, made.text
-    return str(made.json()["id"])
-
-
-def _upload(console: ConsoleServer, name: str) -> str:
-    with (
-        console.api("submitter") as client,
-        (ROOT / "tests" / "fixtures" / "audio" / name).open("rb") as audio,
-    ):
-        uploaded = client.post(
-            "/v1/recordings",
-            data={"patient_id": "P000042", "clinician_id": "C007"},
-            files={"file": (name, audio, "audio/wav")},
-        )
-    assert uploaded.status_code == 201, uploaded.text
-    return str(uploaded.json()["id"])
-
-
 def _gate(console: ConsoleServer, table: str, request_id: str) -> str:
     [(found,)] = console.rows(
         f"SELECT id FROM {table} WHERE request_id = :rid AND status IN ('pending', 'open')",
@@ -73,10 +47,10 @@ def _gate(console: ConsoleServer, table: str, request_id: str) -> str:
 
 @pytest.fixture(scope="module")
 def sample(console: ConsoleServer) -> Sample:
-    waiting = _submit(console, "type2_diabetes_adults")
-    small = _submit(console, "cystic_fibrosis_under_40")
-    uploaded = _upload(console, "medication.wav")
-    review = _upload(console, "noisy_speech.wav")
+    waiting = submit_research(console, "type2_diabetes_adults")
+    small = submit_research(console, "cystic_fibrosis_under_40")
+    uploaded = upload_recording(console, "medication.wav")
+    review = upload_recording(console, "noisy_speech.wav")
     console.wait_state(small, {"awaiting_approval"})
     with console.api("reviewer") as client:
         decided = client.post(

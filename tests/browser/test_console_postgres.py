@@ -8,14 +8,13 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
-from app.agents.research import sample_research_payloads
 from tests.browser.conftest import (
     ConsoleServer,
     SignIn,
     in_thread,
     start_console,
     stop_console,
-    unique_key,
+    submit_research,
 )
 from tests.databases import BACKENDS, PostgresFactory
 
@@ -40,16 +39,7 @@ def console(
 
 
 def test_console_smoke_on_postgresql(console: ConsoleServer, sign_in: SignIn) -> None:
-    with console.api("submitter") as client:
-        made = client.post(
-            "/v1/requests",
-            json={
-                "kind": "research",
-                "payload": sample_research_payloads()["type2_diabetes_adults"],
-            },
-            headers={"Idempotency-Key": unique_key()},
-        )
-    request_id = str(made.json()["id"])
+    request_id = submit_research(console)
     console.wait_state(request_id, {"awaiting_approval"})
 
     page = sign_in("reviewer")
