@@ -17,7 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from app.database import Database
 from app.database.models import AuditCheckpoint, AuditLog
 
-#: How many of the newest ``audit_accessed`` verify records are looked at to skip refusals.
+#: How many of the newest verify records are looked at past refusals and one-request runs.
 _VERIFY_LOOKBACK = 20
 
 
@@ -35,7 +35,7 @@ class CheckpointSummary:
 
 @dataclass(frozen=True)
 class VerifySummary:
-    """The last completed ``audit verify`` (any entry point), from its access record."""
+    """The last completed ``audit verify`` of the whole trail, from its access record."""
 
     occurred_at: datetime
     actor: str
@@ -68,7 +68,10 @@ async def latest_checkpoints(session: AsyncSession, limit: int = 1) -> list[Chec
 
 
 async def last_verify(session: AsyncSession) -> VerifySummary | None:
-    """The newest ``audit_accessed`` record of a verify that ran (refusals skipped).
+    """The newest ``audit_accessed`` record of a verify of the whole trail that ran.
+
+    Refusals and verifies of one request's chain are skipped; ``ok`` comes from the
+    record's ``outcome`` (``ok`` / ``failed``) where the record carries one.
 
     Walks ``ix_audit_logs_event_type_occurred_at`` backwards and filters on the event's
     ``action`` (JSON), so it reads the newest access records until it meets a verify.
@@ -83,15 +86,16 @@ async def last_verify(session: AsyncSession) -> VerifySummary | None:
         .limit(_VERIFY_LOOKBACK)
     )
     for occurred_at, actor, data in rows:
-        if data.get("denied"):
-            continue
-        ok = data.get("ok")
+        filters = dict(data.get("filters") or {})
+        if data.get("denied") or "request_id" in filters:
+            continue  # a refusal, or one request's chain: not the whole trail
+        outcome = data.get("outcome")
         return VerifySummary(
             occurred_at,
             actor,
             int(data.get("row_count", 0)),
-            dict(data.get("filters") or {}),
-            ok if isinstance(ok, bool) else None,
+            filters,
+            {"ok": True, "failed": False}.get(outcome) if isinstance(outcome, str) else None,
         )
     return None
 
