@@ -126,6 +126,11 @@ class Settings(BaseSettings):
     #: Years audit rows are kept; ``retention purge`` never deletes audit rows, it reports
     #: those past this age for a separate, deliberate archive.
     audit_retention_years: int = 6
+    #: Seconds between the signed checkpoints ``serve`` takes (0: none are taken).
+    checkpoint_every: float = Field(default=3600.0, ge=0)
+    #: Where ``serve`` writes each scheduled checkpoint as a file (default
+    #: ``<data>/checkpoints``): outside the database, the folder to mirror to WORM storage.
+    checkpoint_dir: Path | None = None
     #: Pending requests past which ``submit`` raises ``QueueFull`` (0: no limit).
     max_queued_requests: int = 10_000
     #: The Retry-After hint (seconds) a ``QueueFull`` carries.
@@ -151,6 +156,12 @@ class Settings(BaseSettings):
         if value < 1:
             raise ValueError("must be at least 1")
         return value
+
+    @property
+    def checkpoints_path(self) -> Path:
+        """Folder for scheduled checkpoint files (``CHECKPOINT_DIR``, default
+        ``<data>/checkpoints``)."""
+        return self.checkpoint_dir or self.data_dir / "checkpoints"
 
     @property
     def backups_path(self) -> Path:

@@ -111,12 +111,33 @@ class AuditLogPage(BaseModel):
 
 
 class VerifyBody(_Body):
-    """What to verify: every chain, or one request's, optionally against a checkpoint."""
+    """What to verify: everything, or one request's chain, optionally against a checkpoint.
+
+    The newest stored checkpoint is always used; ``checkpoint`` names another stored one to
+    hold the chains to as well.
+    """
 
     request_id: uuid.UUID | None = None
     checkpoint: str | None = Field(
         default=None, pattern=r"^[0-9a-fA-F]{64}$", description="digest of a stored checkpoint"
     )
+    allow_unsigned: bool = Field(
+        default=False,
+        description="accept an unsigned checkpoint although AUDIT_HMAC_KEY is set (a note)",
+    )
+
+
+class CheckpointUsed(BaseModel):
+    """The checkpoint a verification held the chains to."""
+
+    id: uuid.UUID
+    seq: int | None
+    digest: str
+    created_at: str
+    created_by: str
+    chains: int
+    signed: bool
+    source: str
 
 
 class VerifyReport(BaseModel):
@@ -125,6 +146,7 @@ class VerifyReport(BaseModel):
     ok: bool
     rows: int
     chains: int
+    checkpoint: CheckpointUsed | None = None
     problems: list[dict[str, Any]]
     notes: list[str]
 
@@ -136,13 +158,27 @@ class CheckpointBody(_Body):
 
 
 class CheckpointPublic(BaseModel):
-    """A recorded checkpoint: keep ``digest`` outside the database."""
+    """A recorded checkpoint: keep ``digest`` outside the database.
 
+    ``prev_digest`` is the digest of checkpoint ``seq - 1``: checkpoints form a chain.
+    """
+
+    seq: int
     digest: str
+    prev_digest: str | None
     created_at: datetime
     created_by: str
     chains: int
     signature: str | None
+
+
+class AuditStatusPublic(BaseModel):
+    """The newest checkpoint and whether the last full verification passed."""
+
+    last_checkpoint: CheckpointPublic | None
+    last_verify_at: datetime | None
+    last_verify_by: str | None
+    last_verify_ok: bool | None
 
 
 class Health(BaseModel):

@@ -17,10 +17,16 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from app.audit.access import AuditAccess, record_access
     from app.audit.chain import GENESIS, SYSTEM_CHAIN, ChainHead, canonical_json, digest, row_hash
-    from app.audit.checkpoint import Checkpoint, read_checkpoint_file
+    from app.audit.checkpoint import (
+        Checkpoint,
+        CheckpointSet,
+        load_checkpoints,
+        read_checkpoint_file,
+    )
     from app.audit.events import EVENT_ADAPTER, EVENT_TYPES, AuditEvent, parse_event
     from app.audit.exceptions import (
         AuditError,
+        BadCheckpoint,
         BadExportFile,
         CheckpointNotFound,
         CorruptRow,
@@ -29,9 +35,9 @@ if TYPE_CHECKING:
     from app.audit.export import FORMATS, read_export, render, write_export
     from app.audit.fhir import to_fhir
     from app.audit.offline import verify_file
+    from app.audit.problems import PROBLEM_KINDS, Problem, Report
     from app.audit.query import AuditFilter, AuditPage
     from app.audit.records import AuditRecord
-    from app.audit.verify import Problem, Report
 
 #: Each public name → the submodule that defines it.
 _WHERE: dict[str, str] = {
@@ -41,21 +47,25 @@ _WHERE: dict[str, str] = {
     "AuditFilter": "app.audit.query",
     "AuditPage": "app.audit.query",
     "AuditRecord": "app.audit.records",
+    "BadCheckpoint": "app.audit.exceptions",
     "BadExportFile": "app.audit.exceptions",
     "ChainHead": "app.audit.chain",
     "Checkpoint": "app.audit.checkpoint",
     "CheckpointNotFound": "app.audit.exceptions",
+    "CheckpointSet": "app.audit.checkpoint",
     "CorruptRow": "app.audit.exceptions",
     "EVENT_ADAPTER": "app.audit.events",
     "EVENT_TYPES": "app.audit.events",
     "FORMATS": "app.audit.export",
     "GENESIS": "app.audit.chain",
     "InvalidFilter": "app.audit.exceptions",
-    "Problem": "app.audit.verify",
-    "Report": "app.audit.verify",
+    "PROBLEM_KINDS": "app.audit.problems",
+    "Problem": "app.audit.problems",
+    "Report": "app.audit.problems",
     "SYSTEM_CHAIN": "app.audit.chain",
     "canonical_json": "app.audit.chain",
     "digest": "app.audit.chain",
+    "load_checkpoints": "app.audit.checkpoint",
     "parse_event": "app.audit.events",
     "read_checkpoint_file": "app.audit.checkpoint",
     "read_export": "app.audit.export",
@@ -81,6 +91,7 @@ __all__ = [
     "EVENT_TYPES",
     "FORMATS",
     "GENESIS",
+    "PROBLEM_KINDS",
     "SYSTEM_CHAIN",
     "AuditAccess",
     "AuditError",
@@ -88,16 +99,19 @@ __all__ = [
     "AuditFilter",
     "AuditPage",
     "AuditRecord",
+    "BadCheckpoint",
     "BadExportFile",
     "ChainHead",
     "Checkpoint",
     "CheckpointNotFound",
+    "CheckpointSet",
     "CorruptRow",
     "InvalidFilter",
     "Problem",
     "Report",
     "canonical_json",
     "digest",
+    "load_checkpoints",
     "parse_event",
     "read_checkpoint_file",
     "read_export",

@@ -14,25 +14,26 @@ from __future__ import annotations
 import contextlib
 import uuid
 from collections.abc import Callable
-from typing import Any, TextIO
+from typing import Any, Literal, TextIO
 
 import structlog
 
-from app.audit.checkpoint import Checkpoint, create_checkpoint, find_checkpoint
+from app.audit.checkpoint import Checkpoint, CheckpointSet, create_checkpoint, find_checkpoint
 from app.audit.events import AuditAccessed
 from app.audit.exceptions import InvalidFilter
-from app.audit.export import check_format, write_export
+from app.audit.export import RAW_FORMATS, check_format, write_export, write_raw_export
+from app.audit.parallel import verify_database as verify_database_parallel
+from app.audit.problems import Report
 from app.audit.query import (
     AuditFilter,
     AuditPage,
     query_page,
-    snapshot_session,
+    stream_raw,
     stream_records,
     trail_records,
 )
 from app.audit.records import AuditRecord
 from app.audit.system import SystemEntry, append_system
-from app.audit.verify import Problem, Report, verify_session
 from app.database import Database
 from app.database.types import utcnow
 
@@ -48,10 +49,18 @@ async def record_access(
     fmt: str | None = None,
     *,
     denied: bool = False,
+    outcome: Literal["ok", "failed"] | None = None,
+    problems: int | None = None,
 ) -> None:
     """Append one ``audit_accessed`` event to the system chain in its own transaction."""
     event = AuditAccessed(
-        action=action, filters=filters, row_count=row_count, format=fmt, denied=denied
+        action=action,
+        filters=filters,
+        row_count=row_count,
+        format=fmt,
+        denied=denied,
+        outcome=outcome,
+        problems=problems,
     )
     async with database.session() as session:
         await append_system(session, [SystemEntry(event, actor=actor)], utcnow())
@@ -127,10 +136,22 @@ class AuditAccess:
     ) -> int:
         """Stream every matching record to ``out`` in constant memory, recorded as ``export``.
 
-        ``progress(records_sent, None)`` is called every :data:`PROGRESS_EVERY` records.
+        ``progress(records_sent, None)`` is called after every page of records (JSON, JSONL
+        and CSV, written from raw rows) or every :data:`PROGRESS_EVERY` records (FHIR).
         """
         check_format(fmt)
         sent = 0
+
+        async def pages() -> Any:
+            async with self.database.read_session() as session:
+                async for rows in stream_raw(session, audit_filter, newest_first=newest_first):
+                    yield rows
+
+        def at(count: int) -> None:
+            nonlocal sent
+            sent = count
+            if progress is not None:
+                progress(count, None)
 
         async def counted() -> Any:
             nonlocal sent
@@ -145,7 +166,10 @@ class AuditAccess:
 
         filters = audit_filter.to_json()
         try:
-            await write_export(counted(), fmt, out)
+            if fmt in RAW_FORMATS:
+                await write_raw_export(pages(), fmt, out, at)
+            else:
+                await write_export(counted(), fmt, out)
         except BaseException:
             if sent:
                 with contextlib.suppress(Exception):
@@ -157,38 +181,64 @@ class AuditAccess:
     async def verify(
         self,
         request_id: uuid.UUID | None = None,
-        checkpoint: Checkpoint | str | None = None,
+        checkpoint: CheckpointSet | str | None = None,
         *,
         hmac_key: str | None = None,
+        allow_unsigned: bool = False,
         progress: Callable[[int, int | None], None] | None = None,
+        workers: int | None = None,
     ) -> Report:
-        """Re-compute every chain (or one request's), optionally against a checkpoint.
+        """Verify the ledger (or one request), recorded as ``verify`` with its outcome.
 
-        ``checkpoint`` is a loaded :class:`Checkpoint` or the digest of a stored one. The
-        checkpoint itself is checked first: its digest must match its content and, given
-        ``hmac_key``, its signature must match the digest.
+        Every chain is held to the newest stored checkpoint (checked first: its chain of
+        checkpoints, its digest and, given ``hmac_key``, its signature); ``checkpoint`` (a
+        loaded file or folder, or the digest of a stored checkpoint) adds its heads too.
+        ``workers`` > 1 verifies partitions in that many processes (PostgreSQL; see
+        :func:`app.audit.parallel.verify_database`).
         """
-        async with snapshot_session(self.database) as session:
-            if isinstance(checkpoint, str):
-                checkpoint = await find_checkpoint(session, checkpoint)
-            problems, notes = check_checkpoint(checkpoint, hmac_key)
-            anchors = dict(checkpoint.heads) if checkpoint else None
-            report = await verify_session(session, request_id, anchors, progress)
-        report.problems[:0] = problems
-        report.notes[:0] = notes
+        given: CheckpointSet | None = None
+        if isinstance(checkpoint, str):
+            async with self.database.read_session() as session:
+                found = await find_checkpoint(session, checkpoint)
+            given = CheckpointSet([found], found.full_heads() or {}, f"stored {found.label()}")
+        else:
+            given = checkpoint
+        report = await verify_database_parallel(
+            self.database,
+            request_id,
+            given=given,
+            hmac_key=hmac_key,
+            allow_unsigned=allow_unsigned,
+            progress=progress,
+            workers=workers,
+        )
         filters: dict[str, Any] = {}
         if request_id is not None:
             filters["request_id"] = str(request_id)
-        if checkpoint is not None:
-            filters["checkpoint"] = checkpoint.digest
-        await self._record("verify", filters, report.rows)
+        if report.checkpoint is not None:
+            filters["checkpoint"] = report.checkpoint["digest"]
+        if given is not None:
+            filters["checkpoint_given"] = given.newest.digest
+        await record_access(
+            self.database,
+            self.actor,
+            "verify",
+            filters,
+            report.rows,
+            outcome="ok" if report.ok else "failed",
+            problems=len(report.problems),
+        )
         log.info(
-            "audit_verified", rows=report.rows, chains=report.chains, problems=len(report.problems)
+            "audit_verified",
+            rows=report.rows,
+            chains=report.chains,
+            problems=len(report.problems),
+            checkpoint=report.checkpoint["seq"] if report.checkpoint else None,
         )
         return report
 
     async def checkpoint(self, hmac_key: str | None = None) -> Checkpoint:
-        """Record a checkpoint of every chain head (signed when ``hmac_key`` is given).
+        """Record the next checkpoint (signed when ``hmac_key`` is given); return its file form.
 
         The checkpoint row and its ``audit_accessed`` record commit together; the system
         chain's head in the checkpoint is the one before that record.
@@ -198,50 +248,19 @@ class AuditAccess:
             event = AuditAccessed(
                 action="checkpoint",
                 filters={"checkpoint": checkpoint.digest},
-                row_count=len(checkpoint.heads),
+                row_count=checkpoint.chain_count or 0,
                 format=None,
             )
             await append_system(session, [SystemEntry(event, actor=self.actor)], utcnow())
-        log.info("audit_checkpoint_created", digest=checkpoint.digest, chains=len(checkpoint.heads))
+        log.info(
+            "audit_checkpoint_created",
+            seq=checkpoint.seq,
+            digest=checkpoint.digest,
+            chains=checkpoint.chain_count,
+            changed=len(checkpoint.heads),
+        )
         return checkpoint
 
     async def denied(self, action: str, filters: dict[str, Any], fmt: str | None = None) -> None:
         """Record that ``actor`` was refused ``action`` (row count 0, ``denied=True``)."""
         await self._record(action, filters, 0, fmt, denied=True)
-
-
-def check_checkpoint(
-    checkpoint: Checkpoint | None, hmac_key: str | None
-) -> tuple[list[Problem], list[str]]:
-    """Problems with the checkpoint itself (edited content, bad signature) and notes."""
-    if checkpoint is None:
-        return [], []
-    problems: list[Problem] = []
-    notes: list[str] = []
-    if checkpoint.computed_digest() != checkpoint.digest:
-        problems.append(
-            Problem(
-                "checkpoint",
-                None,
-                None,
-                "checkpoint_mismatch",
-                f"checkpoint {checkpoint.digest[:12]}…: its content does not match its digest",
-            )
-        )
-    if checkpoint.signature is None:
-        notes.append("checkpoint is not signed")
-    elif hmac_key is None:
-        notes.append("checkpoint signature not checked (no AUDIT_HMAC_KEY)")
-    elif not checkpoint.signature_ok(hmac_key):
-        problems.append(
-            Problem(
-                "checkpoint",
-                None,
-                None,
-                "checkpoint_mismatch",
-                f"checkpoint {checkpoint.digest[:12]}…: signature does not match AUDIT_HMAC_KEY",
-            )
-        )
-    else:
-        notes.append("checkpoint signature OK")
-    return problems, notes

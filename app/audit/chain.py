@@ -12,7 +12,6 @@ SQLite, PostgreSQL and in an exported file.
 from __future__ import annotations
 
 import hashlib
-import json
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -20,19 +19,15 @@ from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from app.audit.events import AuditEvent
+from app.database.types import canonical_json_text
 
 GENESIS = "0" * 64
 SYSTEM_CHAIN = "system"
 
 
-#: One encoder for every digest: ``json.dumps`` with these options builds a new encoder per
-#: call, which costs more than the encoding itself for the small objects hashed per step.
-_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-
-
 def canonical_json(value: Any) -> bytes:
     """Sorted-key, compact, UTF-8 JSON: the one serialisation every digest uses."""
-    return _CANONICAL.encode(value).encode()
+    return canonical_json_text(value).encode()
 
 
 def digest(value: Any) -> str:

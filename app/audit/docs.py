@@ -21,6 +21,7 @@ from pydantic.fields import FieldInfo
 from app.audit.events import EVENT_TYPES, AuditEvent
 from app.audit.export import FORMATS
 from app.audit.fhir import EVENT_TYPE_SYSTEM
+from app.audit.problems import PROBLEM_KINDS
 
 #: What each event field means, for fields whose model gives no ``description``.
 FIELD_NOTES: dict[str, str] = {
@@ -174,21 +175,56 @@ of an access (role Query) and the audit row with its chain fields in `detail`.
 ## Verify
 
 ```bash
-ledgerflow audit verify                              # every chain
-ledgerflow audit verify --request-id 3f1c…           # one request's chain
-ledgerflow audit verify --checkpoint 9b0e…c1         # and hold it to a checkpoint digest
+ledgerflow audit verify                              # the whole ledger
+ledgerflow audit verify --request-id 3f1c…           # one request's chain and rows
+ledgerflow audit verify --checkpoint 9b0e…c1         # also hold it to a stored checkpoint
 ledgerflow audit verify --checkpoint cp.json         # … or a checkpoint file
+ledgerflow audit verify --checkpoint data/checkpoints  # … or the folder of scheduled files
 ledgerflow audit verify --file audit.jsonl --checkpoint cp.json   # offline, no database
+ledgerflow audit verify --file filtered.jsonl --checkpoint cp.json --partial
 ```
 
-Prints `OK: N rows in M chains verified` and exits 0, or one line per problem and exits 1
-(`--json` prints a machine-readable report). Problems name the chain, the row id and seq:
+Plain `verify` checks everything it can without being told:
+
+* **every chain** re-hashed, row by row, against its recorded head;
+* **the newest stored checkpoint**: the stored checkpoints are checked as a chain of their
+  own (each links to the one before; a deleted or edited one is named), then every chain
+  must still hold the head the newest one recorded, so a tail cut with its head rewound,
+  or a row changed with every later hash recomputed, is found. With `AUDIT_HMAC_KEY` set,
+  that checkpoint must be signed with it (`--allow-unsigned` turns an unsigned one into a
+  note). The report says which checkpoint it used;
+* **the tables beside the chains**: each `state_transitions` row against exactly one
+  `state_changed` event (every column), `requests.state` against the last `state_changed`,
+  `requests.payload` and `payload_digest` against `request_submitted`'s digest,
+  `requests.result` against the step outputs recorded (`agent_succeeded`, a skipped
+  step's marker) and `request_completed`'s digest; a payload emptied by retention must
+  have its `data_purged` event. These run on chains that verify (a broken chain is named
+  first; its facts prove nothing).
+
+`state_transitions` is append-only like `audit_logs` (triggers refuse `UPDATE`, `DELETE`
+and, on PostgreSQL, `TRUNCATE`). Prints `OK: N rows in M chains verified` and exits 0, or
+one line per problem and exits 1 (`--json` prints a machine-readable report with the
+checkpoint used). Problems name the chain, the table, the row and, for cross-checks, the
+column:
 
 {kinds}
 
-Offline, each chain in the file must start at seq 1 without gaps; rows cut from the end of
-a chain can only be seen against a checkpoint. Offline verification writes no access
-record (there is no database).
+Every verification is recorded as an `audit_accessed` event (`action: verify`) with its
+`outcome` (`ok` or `failed`) and `problems` count: "did the last verify pass?" is a query
+of the trail itself (`GET /v1/audit/status`, `app.audit.status.audit_status`).
+
+Offline (`--file`), each chain in the file must start at seq 1 without gaps, and the file
+is held strictly to what the checkpoint (and the chain registry rows in the file) record:
+a chain they record that is not in the file is a problem (exit 1), unless `--partial` says
+the export was filtered on purpose; then the chains and gaps it could not check are listed
+as notes, and every row present is still hashed and linked to its neighbours. The
+`requests` and `state_transitions` cross-checks need the database. Offline verification
+writes no access record (there is no database). Bad input (a checkpoint file that is not
+JSON or has a digest of the wrong length, an export of another format) prints one line
+naming the problem and exits 2.
+
+On PostgreSQL a large ledger is verified by several processes sharing one snapshot
+(`pg_export_snapshot`), partitioned by the leading hex digits of the request ids.
 
 ## Checkpoint
 
@@ -198,15 +234,26 @@ ledgerflow audit checkpoint -o cp-2026-11-24.json
 ```
 
 A checkpoint reads every chain head in one statement (each request's
-`audit_seq`/`audit_head`, the system chain's `audit_chains` row), stores them with their
-digest in `audit_checkpoints`, and prints the digest. The digest is SHA-256 over the
-canonical JSON of `{{"version": 1, "created_at", "created_by", "heads": [[chain_key, seq,
-hash], …]}}` (heads sorted by chain key). With `AUDIT_HMAC_KEY` set it is also signed
-(HMAC-SHA256 of the digest; `--no-sign` skips). Keep the digest or file outside the
-database (a ticket, a WORM bucket, an email to compliance): a later
-`verify --checkpoint` proves that every chain still holds the checkpointed head at its
-seq, so nothing up to the checkpoint was rewritten or truncated, even by someone who could
-disable the triggers and recompute hashes.
+`audit_seq`/`audit_head`, the system chain's `audit_chains` row), and stores it in
+`audit_checkpoints` as the next link of the checkpoint chain: `seq` numbers checkpoints
+from 1, `prev_digest` is the previous one's digest, `heads` holds only the heads changed
+since the previous checkpoint (the first holds all of them), `heads_digest` is the digest
+of the full set. The digest is SHA-256 over the canonical JSON of `{{"version": 2, "seq",
+"prev_digest", "created_at", "created_by", "chain_count", "heads_digest", "heads":
+[[chain_key, seq, hash], …]}}` (heads sorted by chain key); with `AUDIT_HMAC_KEY` set it is
+also signed (HMAC-SHA256 of the digest; `--no-sign` skips). `-o` writes the checkpoint with
+every head (`all_heads`), so one file verifies an export offline.
+
+`ledgerflow serve` takes a signed checkpoint every `CHECKPOINT_EVERY` seconds (default
+3600; 0 turns it off) and writes each to `CHECKPOINT_DIR` (default `data/checkpoints`) as
+`checkpoint-<seq>-<UTC time>.json`, atomically. Those files are outside the database:
+**mirror the folder to WORM storage** (an object-lock bucket, a write-once share). Each
+scheduled file holds the heads changed since the previous one, so the folder grows with
+activity, not with the ledger; `verify --checkpoint FOLDER` folds the files back together
+and names a missing or edited one. Keep digests or files where the database administrator
+cannot write: verification against them proves that every chain still holds the
+checkpointed head at its seq, so nothing up to the checkpoint was rewritten or truncated,
+even by someone who could disable the triggers and recompute hashes.
 
 ## Hash chain and canonical form
 
@@ -242,22 +289,6 @@ Every row's `event_type` names one model below; `event_data` holds its fields (v
 on write, parsed back on read). Severity is fixed per type.
 """
 
-
-#: Problem kinds ``verify`` reports, and what each means.
-PROBLEM_KINDS: dict[str, str] = {
-    "modified": "the row's content no longer matches its hash",
-    "reordered": "the row's content matches its hash at another seq: its seq was changed "
-    "(a swap names both rows)",
-    "deleted": "seq values are missing inside a chain (named by the row after the gap), at "
-    "its end (the recorded head is further on), or a checkpointed row is gone",
-    "inserted": "a row past the recorded head, a second successor of a row, or a chain with "
-    "no head",
-    "broken_link": "neighbouring rows do not link and nothing above explains it (one was "
-    "re-hashed)",
-    "head_mismatch": "the chain's last row is not the recorded head",
-    "checkpoint_mismatch": "the row at a checkpointed seq is not the checkpointed one, or the "
-    "checkpoint itself was edited or its signature fails",
-}
 
 #: The SQL views migration 0003 creates: name, one row per, columns.
 VIEWS: tuple[tuple[str, str, str], ...] = (

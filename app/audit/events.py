@@ -198,6 +198,12 @@ class AuditAccessed(AuditEvent):
     row_count: int
     format: str | None = None
     denied: bool = False
+    outcome: Literal["ok", "failed"] | None = Field(
+        default=None, description="`verify` only: `ok` when every check passed, else `failed`"
+    )
+    problems: int | None = Field(
+        default=None, description="`verify` only: how many problems it found"
+    )
 
 
 class AccessDenied(AuditEvent):

@@ -5,7 +5,8 @@ Tree::
     AuditError
     ├── InvalidFilter        a query filter, cursor or format is invalid (names the option)
     ├── CorruptRow           a stored row's event_data does not parse into its event model
-    ├── CheckpointNotFound   no checkpoint has that digest, or the file cannot be read
+    ├── CheckpointNotFound   no stored checkpoint has that digest
+    ├── BadCheckpoint        a checkpoint file or folder cannot be read or is not one
     └── BadExportFile        an export file to verify is not one ledgerflow wrote
 """
 
@@ -41,6 +42,12 @@ class CheckpointNotFound(AuditError):
     """No such checkpoint."""
 
     code = "checkpoint_not_found"
+
+
+class BadCheckpoint(AuditError):
+    """The checkpoint file is not one ledgerflow wrote (not JSON, a field of the wrong form)."""
+
+    code = "bad_checkpoint"
 
 
 class BadExportFile(AuditError):

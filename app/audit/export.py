@@ -12,11 +12,27 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import AsyncIterable, Iterable, Iterator
+from collections.abc import AsyncIterable, Callable, Iterable, Iterator, Sequence
 from datetime import UTC, datetime
+from json.encoder import encode_basestring  # C-accelerated with ensure_ascii=False
 from pathlib import Path
 from typing import Any, Literal, TextIO, get_args
 
+from app.audit.canonical import (
+    ACTOR,
+    AGENT_ID,
+    CHAIN_KEY,
+    EVENT_DATA,
+    EVENT_TYPE,
+    HASH,
+    ID,
+    OCCURRED_AT,
+    PREV_HASH,
+    REQUEST_ID,
+    SEQ,
+    SEVERITY,
+    RawRow,
+)
 from app.audit.chain import canonical_json, format_timestamp
 from app.audit.exceptions import BadExportFile, InvalidFilter
 from app.audit.fhir import to_fhir
@@ -119,6 +135,150 @@ _WRITERS: dict[str, type[_Writer]] = {
 }
 
 
+# --------------------------------------------------------------------------- raw rows
+
+#: Formats written straight from raw rows (no typed event per row): the fast export path.
+RAW_FORMATS = ("json", "jsonl", "csv")
+
+
+def canonical_event_data(text: str) -> str:
+    """Stored ``event_data`` text in the canonical form exports carry."""
+    return canonical_json(json.loads(text)).decode()
+
+
+def raw_json(row: RawRow) -> str:
+    """A raw row as the JSON object :meth:`AuditRecord.to_json` describes (same keys, order)."""
+    agent, rid = row[AGENT_ID], row[REQUEST_ID]
+    return (
+        '{"id":'
+        + encode_basestring(row[ID])
+        + ',"chain_key":'
+        + encode_basestring(row[CHAIN_KEY])
+        + ',"seq":'
+        + str(row[SEQ])
+        + ',"request_id":'
+        + ("null" if rid is None else encode_basestring(rid))
+        + ',"event_type":'
+        + encode_basestring(row[EVENT_TYPE])
+        + ',"severity":'
+        + encode_basestring(row[SEVERITY])
+        + ',"actor":'
+        + encode_basestring(row[ACTOR])
+        + ',"agent_id":'
+        + ("null" if agent is None else encode_basestring(agent))
+        + ',"occurred_at":'
+        + encode_basestring(row[OCCURRED_AT])
+        + ',"event_data":'
+        + canonical_event_data(row[EVENT_DATA])
+        + ',"prev_hash":'
+        + encode_basestring(row[PREV_HASH])
+        + ',"hash":'
+        + encode_basestring(row[HASH])
+        + "}"
+    )
+
+
+class _RawWriter:
+    """Turns raw rows into text: :meth:`begin`, :meth:`page` per page of rows, :meth:`end`."""
+
+    def begin(self) -> str:
+        return ""
+
+    def page(self, rows: Sequence[RawRow]) -> str:
+        raise NotImplementedError
+
+    def end(self) -> str:
+        return ""
+
+
+class _RawJsonLines(_RawWriter):
+    def page(self, rows: Sequence[RawRow]) -> str:
+        return "".join([raw_json(r) + "\n" for r in rows])
+
+
+class _RawJsonArray(_RawWriter):
+    def __init__(self) -> None:
+        self._first = True
+
+    def begin(self) -> str:
+        return "["
+
+    def page(self, rows: Sequence[RawRow]) -> str:
+        if not rows:
+            return ""
+        text = ("\n" if self._first else ",\n") + ",\n".join(raw_json(r) for r in rows)
+        self._first = False
+        return text
+
+    def end(self) -> str:
+        return "\n]\n"
+
+
+class _RawCsv(_RawWriter):
+    def __init__(self) -> None:
+        self._buffer = io.StringIO()
+        self._csv = csv.writer(self._buffer, lineterminator="\n")
+
+    def begin(self) -> str:
+        self._csv.writerow(COLUMNS)
+        return self._take()
+
+    def _take(self) -> str:
+        text = self._buffer.getvalue()
+        self._buffer.seek(0)
+        self._buffer.truncate()
+        return text
+
+    def page(self, rows: Sequence[RawRow]) -> str:
+        self._csv.writerows(
+            (
+                r[ID],
+                r[CHAIN_KEY],
+                r[SEQ],
+                "" if r[REQUEST_ID] is None else r[REQUEST_ID],
+                r[EVENT_TYPE],
+                r[SEVERITY],
+                r[ACTOR],
+                "" if r[AGENT_ID] is None else r[AGENT_ID],
+                r[OCCURRED_AT],
+                canonical_event_data(r[EVENT_DATA]),
+                r[PREV_HASH],
+                r[HASH],
+            )
+            for r in rows
+        )
+        return self._take()
+
+
+_RAW_WRITERS: dict[str, type[_RawWriter]] = {
+    "json": _RawJsonArray,
+    "jsonl": _RawJsonLines,
+    "csv": _RawCsv,
+}
+
+
+async def write_raw_export(
+    pages: AsyncIterable[Sequence[RawRow]],
+    fmt: str,
+    out: TextIO,
+    sent: Callable[[int], None] | None = None,
+) -> int:
+    """Stream pages of raw rows to ``out`` as JSON, JSONL or CSV; return how many rows.
+
+    ``sent(n)`` is called after each page with the rows written so far.
+    """
+    writer = _RAW_WRITERS[fmt]()
+    out.write(writer.begin())
+    count = 0
+    async for rows in pages:
+        out.write(writer.page(rows))
+        count += len(rows)
+        if sent is not None:
+            sent(count)
+    out.write(writer.end())
+    return count
+
+
 def check_format(fmt: str, field: str = "format", extra: Iterable[str] = ()) -> str:
     """Return ``fmt`` if it is a known format (or one of ``extra``), else raise naming ``field``."""
     known = (*FORMATS, *extra)
@@ -148,6 +308,15 @@ async def write_export(records: AsyncIterable[AuditRecord], fmt: str, out: TextI
 # --------------------------------------------------------------------------- reading back
 
 
+def _row(data: Any, where: str) -> AuditRecord:
+    if not isinstance(data, dict):
+        raise BadExportFile(f"{where}: not a JSON object")
+    try:
+        return AuditRecord.from_json(data)
+    except BadExportFile as exc:
+        raise BadExportFile(f"{where}: {exc.message}") from exc
+
+
 def read_jsonl(lines: Iterable[str]) -> Iterator[AuditRecord]:
     """Records from JSONL lines (blank lines skipped); a bad line is a ``BadExportFile``."""
     for number, line in enumerate(lines, 1):
@@ -157,9 +326,7 @@ def read_jsonl(lines: Iterable[str]) -> Iterator[AuditRecord]:
             data = json.loads(line)
         except json.JSONDecodeError as exc:
             raise BadExportFile(f"line {number}: not JSON ({exc.msg})") from exc
-        if not isinstance(data, dict):
-            raise BadExportFile(f"line {number}: not a JSON object")
-        yield AuditRecord.from_json(data)
+        yield _row(data, f"line {number}")
 
 
 def read_csv(lines: Iterable[str]) -> Iterator[AuditRecord]:
@@ -170,17 +337,30 @@ def read_csv(lines: Iterable[str]) -> Iterator[AuditRecord]:
     for number, row in enumerate(reader, 2):
         try:
             data: dict[str, Any] = {**row, "event_data": json.loads(row["event_data"])}
-        except json.JSONDecodeError as exc:
+        except (json.JSONDecodeError, TypeError) as exc:
             raise BadExportFile(f"CSV line {number}: event_data is not JSON") from exc
-        yield AuditRecord.from_json(data)
+        yield _row(data, f"CSV line {number}")
+
+
+#: Export file names :func:`read_export` reads, by suffix.
+EXPORT_SUFFIXES = (".jsonl", ".ndjson", ".csv", ".json")
 
 
 def read_export(path: Path) -> Iterator[AuditRecord]:
-    """Records from a ``.jsonl``/``.ndjson``, ``.csv`` or ``.json`` export file, streamed."""
+    """Records from a ``.jsonl``/``.ndjson``, ``.csv`` or ``.json`` export file, streamed.
+
+    Anything else (another suffix, a FHIR export, a file that is not an audit export) is a
+    :class:`BadExportFile` naming the file, the line and the problem.
+    """
+    if path.suffix not in EXPORT_SUFFIXES:
+        raise BadExportFile(
+            f"{path}: not an audit export ({', '.join(EXPORT_SUFFIXES)} written by "
+            "`ledgerflow audit export --format jsonl|csv|json`)"
+        )
     try:
         with path.open(encoding="utf-8", newline="") as handle:
             if path.suffix == ".csv":
-                yield from read_csv(handle)
+                yield from _named(path, read_csv(handle))
             elif path.suffix == ".json":
                 try:
                     items = json.load(handle)
@@ -188,8 +368,19 @@ def read_export(path: Path) -> Iterator[AuditRecord]:
                     raise BadExportFile(f"{path}: not JSON ({exc.msg})") from exc
                 if not isinstance(items, list):
                     raise BadExportFile(f"{path}: not a JSON array of audit rows")
-                yield from (AuditRecord.from_json(item) for item in items)
+                yield from (_row(item, f"{path}: item {i}") for i, item in enumerate(items, 1))
             else:
-                yield from read_jsonl(handle)
+                yield from _named(path, read_jsonl(handle))
     except OSError as exc:
         raise BadExportFile(f"{path}: cannot read ({exc.strerror})") from exc
+    except UnicodeDecodeError:
+        raise BadExportFile(f"{path}: not a text file") from None
+
+
+def _named(path: Path, records: Iterator[AuditRecord]) -> Iterator[AuditRecord]:
+    try:
+        yield from records
+    except BadExportFile as exc:
+        if exc.message.startswith(str(path)):
+            raise
+        raise BadExportFile(f"{path}: {exc.message}") from exc

@@ -13,20 +13,20 @@ import binascii
 import contextlib
 import json
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
-from sqlalchemy import ColumnElement, Select, select, tuple_
+from sqlalchemy import ColumnElement, Select, String, Text, cast, func, select, tuple_, type_coerce
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from app.audit.canonical import RawRow, from_sqlite
 from app.audit.chain import digest, format_timestamp
 from app.audit.events import EVENT_TYPES, Severity
 from app.audit.exceptions import InvalidFilter
 from app.audit.records import AuditRecord
-from app.audit.verify import COLUMNS
 from app.database import Database
 from app.database.models import AuditLog, Recording, Request
 
@@ -34,6 +34,22 @@ SEVERITIES: tuple[str, ...] = get_args(Severity)
 #: Largest page a caller may ask for.
 MAX_PAGE = 1000
 _STREAM_BATCH = 1000
+
+#: The ``audit_logs`` columns every read selects, in :data:`app.audit.records.COLUMNS` order.
+COLUMNS = (
+    AuditLog.id,
+    AuditLog.chain_key,
+    AuditLog.seq,
+    AuditLog.request_id,
+    AuditLog.event_type,
+    AuditLog.severity,
+    AuditLog.actor,
+    AuditLog.agent_id,
+    AuditLog.occurred_at,
+    AuditLog.event_data,
+    AuditLog.prev_hash,
+    AuditLog.hash,
+)
 
 
 class AuditFilter(BaseModel):
@@ -275,6 +291,51 @@ async def stream_records(
         async for batch in result.partitions():
             for row in batch:
                 yield AuditRecord.from_row(row)
+    finally:
+        await result.close()
+
+
+def _raw_columns(dialect: str) -> list[Any]:
+    """The columns as text the driver hands over without conversion (see
+    :mod:`app.audit.canonical`): PostgreSQL formats ids and timestamps itself; SQLite's
+    stored text is taken as it is (``type_coerce`` skips SQLAlchemy's result processing)."""
+    if dialect == "postgresql":
+        stamp = func.to_char(
+            func.timezone("UTC", AuditLog.occurred_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
+        )
+        return [
+            cast(AuditLog.id, Text),
+            AuditLog.chain_key,
+            AuditLog.seq,
+            cast(AuditLog.request_id, Text),
+            AuditLog.event_type,
+            AuditLog.severity,
+            AuditLog.actor,
+            AuditLog.agent_id,
+            stamp,
+            cast(AuditLog.event_data, Text),
+            AuditLog.prev_hash,
+            AuditLog.hash,
+        ]
+    return [type_coerce(column, String) for column in COLUMNS]
+
+
+async def stream_raw(
+    session: AsyncSession, audit_filter: AuditFilter, *, newest_first: bool = False
+) -> AsyncIterator[Sequence[RawRow]]:
+    """Every matching row as a raw row (:mod:`app.audit.canonical`), a page at a time.
+
+    What exports that need no typed events (JSON, JSONL, CSV) read: the same statement and
+    indexes as :func:`stream_records`, without building Python objects per column.
+    """
+    dialect = (await session.connection()).dialect.name
+    query = select_records(audit_filter, newest_first=newest_first).with_only_columns(
+        *_raw_columns(dialect)
+    )
+    result = await session.stream(query.execution_options(yield_per=_STREAM_BATCH))
+    try:
+        async for batch in result.partitions():
+            yield [from_sqlite(r) for r in batch] if dialect == "sqlite" else batch
     finally:
         await result.close()
 

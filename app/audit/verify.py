@@ -1,516 +1,442 @@
-"""Re-compute hash chains and name every broken link.
+"""Verify the whole ledger in a database: chains, checkpoints, and the tables beside them.
 
-Verification runs in two passes. The **scan** streams every chain in ``seq`` order and
-keeps only the previous row's hash per chain: a row is fine when its content hashes to its
-``hash``, its ``seq`` follows on and its ``prev_hash`` is the previous row's ``hash``; a
-chain is fine when its last row is the head recorded on the request row (or in
-``audit_chains``) and, given a checkpoint, it still holds the checkpointed head. Chains that
-fail are then **diagnosed** in memory (only those; a clean database costs one pass) and each
-problem is named with the row ids involved:
+One verification, in one snapshot of the database:
 
-* ``modified`` — the row's content no longer matches its hash;
-* ``reordered`` — the row's content matches its hash at another ``seq`` (its ``seq`` was
-  changed: a swap names both rows);
-* ``deleted`` — ``seq`` values are missing inside the chain (named by the row after the gap)
-  or at its end (the head says the chain is longer), or a checkpointed row is gone;
-* ``inserted`` — a row that no other row links to, a row past the chain head, or a chain
-  with no head at all;
-* ``broken_link`` — two neighbouring rows that do not link and are not explained above
-  (one of them was re-hashed);
-* ``head_mismatch`` — the chain's last row is not the recorded head;
-* ``checkpoint_mismatch`` — the row at a checkpointed ``seq`` is not the checkpointed one.
+1. **Checkpoints** (:mod:`app.audit.checkpoint_verify`): the stored checkpoints are checked
+   as a chain of their own; the newest one's heads become anchors every chain must still
+   contain, so a tail cut and rewound, or rows re-hashed after it, are found without a
+   checkpoint file (one given with ``--checkpoint`` adds its anchors).
+2. **The other chains** (``system``, the chain registry): scanned like any chain; they
+   also tell which payload purges were recorded, which checkpoints were taken and, through
+   the registry, which request chains must exist and where each ended.
+3. **Request partitions** (:mod:`app.audit.reader`): each request chain is scanned
+   (:mod:`app.audit.scan`) against its head on the ``requests`` row and its anchors, and
+   cross-checked (:mod:`app.audit.ledger`, :mod:`app.audit.registry`) with its
+   ``requests`` row and ``state_transitions`` rows. Broken chains are re-read and
+   diagnosed row by row (:mod:`app.audit.diagnose`).
 
-The hashes are re-computed with :func:`app.audit.chain.row_hash`, the same function that
-wrote them, so a database and an export file verify identically.
+Partitions are independent given what steps 1 and 2 found, so on PostgreSQL they run in
+worker processes sharing the snapshot (:mod:`app.audit.parallel`).
 """
 
 from __future__ import annotations
 
 import uuid
-from collections import defaultdict
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from itertools import pairwise
-from typing import Any, Literal
+from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.chain import GENESIS, SYSTEM_CHAIN, row_hash
+from app.audit.canonical import CHAIN_KEY, EVENT_TYPE, RawRow, from_typed, typed_row
+from app.audit.chain import SYSTEM_CHAIN
+from app.audit.checkpoint import Checkpoint, CheckpointSet, stored_checkpoints
+from app.audit.checkpoint_verify import CheckpointCheck, check_checkpoints, check_recorded
+from app.audit.diagnose import diagnose
 from app.audit.exceptions import InvalidFilter
-from app.database.models import AuditChain, AuditLog, Request
+from app.audit.ledger import FACT_EVENTS, ChainFacts, check_request, check_transitions
+from app.audit.problems import Problem, Report
+from app.audit.reader import (
+    Pages,
+    Partition,
+    audit_rows,
+    chain_heads,
+    chain_rows,
+    pages_of,
+    partitions,
+    request_rows,
+    transition_rows,
+)
+from app.audit.registry import REGISTRY_CHAINS, Registered, SystemFacts, check_registered
+from app.audit.scan import Anchor, ChainScan, Head
+from app.database.models import AuditLog
 
-Kind = Literal[
-    "modified",
-    "reordered",
-    "deleted",
-    "inserted",
-    "broken_link",
-    "head_mismatch",
-    "checkpoint_mismatch",
-]
-#: A chain's tip: ``(seq, hash)``.
-Head = tuple[int, str]
-Row = dict[str, Any]
-
-
-@dataclass(frozen=True)
-class Problem:
-    """One broken link: which chain, which row (if any), what is wrong, which rows it involves."""
-
-    chain_key: str
-    row_id: uuid.UUID | None
-    seq: int | None
-    kind: Kind
-    detail: str
-    related: tuple[uuid.UUID, ...] = ()
-
-    def __str__(self) -> str:
-        where = f"row {self.row_id} (seq {self.seq})" if self.row_id else "chain"
-        return f"{self.chain_key}: {where}: {self.kind}: {self.detail}"
-
-    def to_json(self) -> dict[str, Any]:
-        """JSON-ready form for reports."""
-        return {
-            "chain_key": self.chain_key,
-            "row_id": str(self.row_id) if self.row_id else None,
-            "seq": self.seq,
-            "kind": self.kind,
-            "detail": self.detail,
-            "related": [str(r) for r in self.related],
-        }
+Progress = Callable[[int, int | None], None]
 
 
 @dataclass
-class Report:
-    """What a verification found: rows and chains checked, problems, and notes for people."""
+class Context:
+    """What steps 1 and 2 found, as each request partition needs it (picklable)."""
+
+    anchors: dict[str, list[Anchor]] = field(default_factory=dict)
+    #: Requests whose payload purge the system chain records.
+    purged: set[str] = field(default_factory=set)
+    #: The chain registry (``None``: not checked, e.g. one request's verification).
+    registered: Registered | None = None
+    #: SQLite stores canonical JSON text (hash it as it is first); PostgreSQL's JSONB not.
+    canonical: bool = True
+
+    def narrowed(self, partition: Partition) -> Context:
+        """Only what concerns ``partition``'s chains."""
+
+        def mine(key: str) -> bool:
+            if partition.exact is not None:
+                return key == partition.exact
+            return partition.prefix is not None and key.startswith(partition.prefix)
+
+        return Context(
+            {k: v for k, v in self.anchors.items() if mine(k)},
+            {k for k in self.purged if mine(k)},
+            self.registered.narrowed(mine) if self.registered is not None else None,
+            self.canonical,
+        )
+
+
+@dataclass
+class PartitionResult:
+    """Rows and chains one partition held, and what was wrong in it."""
 
     rows: int = 0
     chains: int = 0
     problems: list[Problem] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def ok(self) -> bool:
-        """True when nothing is wrong."""
-        return not self.problems
 
 
-# --------------------------------------------------------------------------- scan
+def merge_anchors(*sources: Mapping[str, list[Anchor]]) -> dict[str, list[Anchor]]:
+    """Anchors from several recorders, by chain key."""
+    merged: dict[str, list[Anchor]] = {}
+    for source in sources:
+        for key, anchors in source.items():
+            merged.setdefault(key, []).extend(anchors)
+    return merged
 
 
-class ChainScan:
-    """The cheap pass over one chain whose rows arrive in ``seq`` order."""
-
-    __slots__ = ("anchor", "anchor_seen", "broken", "chain_key", "last", "rows")
-
-    def __init__(self, chain_key: str, anchor: Head | None = None) -> None:
-        self.chain_key = chain_key
-        self.anchor = anchor
-        self.anchor_seen = False
-        self.broken = False
-        self.rows = 0
-        self.last: Head = (0, GENESIS)
-
-    def feed(self, row: Row) -> None:
-        """Check one row against the previous one (stops hashing once the chain is broken)."""
-        self.rows += 1
-        if self.broken:
-            return
-        seq, prev_seq = row["seq"], self.last[0]
-        if seq != prev_seq + 1 or row["prev_hash"] != self.last[1] or row_hash(row) != row["hash"]:
-            self.broken = True
-            return
-        if self.anchor is not None and seq == self.anchor[0]:
-            self.anchor_seen = row["hash"] == self.anchor[1]
-            self.broken = not self.anchor_seen
-        self.last = (seq, row["hash"])
-
-    def finish(self, head: Head | None, *, head_known: bool = True) -> bool:
-        """True when the chain is fine: it ends at ``head`` and holds its checkpointed row."""
-        if self.broken:
-            return False
-        if self.anchor is not None and not self.anchor_seen:
-            return False
-        if not head_known:
-            return True
-        last = self.last if self.rows else (0, "")
-        return head is not None and last == head
-
-
-# --------------------------------------------------------------------------- diagnose
-
-
-def _seq_ranges(seqs: Iterable[int]) -> Iterator[tuple[int, int]]:
-    """Group sorted integers into ``(first, last)`` runs."""
-    start = end = None
-    for s in sorted(seqs):
-        if end is not None and s == end + 1:
-            end = s
-            continue
-        if start is not None and end is not None:
-            yield start, end
-        start = end = s
-    if start is not None and end is not None:
-        yield start, end
-
-
-def _span(first: int, last: int) -> str:
-    return f"seq {first}" if first == last else f"seq {first}..{last}"
-
-
-def diagnose(
-    chain_key: str,
-    rows: Iterable[Row],
-    head: Head | None,
-    *,
-    anchor: Head | None = None,
-    head_known: bool = True,
+async def _diagnosed(
+    pages: Pages, key: str, head: Head | None, anchors: list[Anchor], *, head_known: bool = True
 ) -> list[Problem]:
-    """Name everything wrong with one chain, given all its rows in any order.
+    rows = [typed_row(r) for r in await chain_rows(pages, key)]
+    return diagnose(key, rows, head, anchors=anchors, head_known=head_known)
 
-    ``head`` is the recorded tip (``None``: the chain has no head row at all, which makes
-    its rows ``inserted``); ``head_known=False`` skips the tail check (an export file has no
-    heads). ``anchor`` is a checkpointed ``(seq, hash)`` the chain must still contain.
-    """
-    ordered = sorted(rows, key=lambda r: r["seq"])
-    by_hash = {r["hash"]: r for r in ordered}
-    children: dict[str, list[Row]] = defaultdict(list)
-    for r in ordered:
-        children[r["prev_hash"]].append(r)
-    content_ok = {r["id"]: row_hash(r) == r["hash"] for r in ordered}
-    problems: list[Problem] = []
 
-    # 1. Content. A row whose hash fails is re-hashed at the seq its predecessor link says it
-    # was written at: a match means only its seq changed (reordered), else it was modified.
-    written: dict[Any, int] = {r["id"]: r["seq"] for r in ordered if content_ok[r["id"]]}
+# --------------------------------------------------------------------------- request chains
 
-    def written_seq(row: Row) -> int | None:
-        steps, cur, seen = 0, row, set()
-        while True:
-            if steps and cur["id"] in written:
-                return written[cur["id"]] + steps
-            if cur["prev_hash"] == GENESIS:
-                return steps + 1
-            pred = by_hash.get(cur["prev_hash"])
-            if pred is None or pred["id"] in seen:
-                return None
-            seen.add(pred["id"])
-            steps, cur = steps + 1, pred
 
-    explained: set[Any] = set()
-    for r in ordered:
-        if content_ok[r["id"]]:
-            continue
-        original = written_seq(r)
-        if (
-            original is not None
-            and original != r["seq"]
-            and row_hash({**r, "seq": original}) == r["hash"]
-        ):
-            written[r["id"]] = original
-            problems.append(
-                Problem(
-                    chain_key,
-                    r["id"],
-                    r["seq"],
-                    "reordered",
-                    f"stored at seq {r['seq']} but written as seq {original}",
-                )
-            )
-        else:
-            written[r["id"]] = r["seq"]
-            problems.append(
-                Problem(chain_key, r["id"], r["seq"], "modified", "content does not match its hash")
-            )
-        explained.add(r["id"])
+async def verify_partition(
+    pages: Pages, partition: Partition, context: Context, progress: Callable[[int], None]
+) -> PartitionResult:
+    """Scan and cross-check one partition of request chains (``context`` narrowed to it)."""
+    result = PartitionResult()
+    requests = await request_rows(pages, partition)
+    facts: dict[str, ChainFacts] = {}
+    broken: list[str] = []
+    anchors = context.anchors
+    scan: ChainScan | None = None
+    chain_facts = ChainFacts()
 
-    # 2. Forks: two rows claiming the same predecessor; the one nothing links to and that is
-    # not the head was inserted.
-    head_hash = head[1] if head else None
-    inserted: set[Any] = set()
-    for siblings in children.values():
-        if len(siblings) < 2:
-            continue
-        for s in siblings:
-            if not children.get(s["hash"]) and s["hash"] != head_hash:
-                problems.append(
-                    Problem(
-                        chain_key,
-                        s["id"],
-                        s["seq"],
-                        "inserted",
-                        "a second successor of the same row; nothing links to it",
-                        tuple(o["id"] for o in siblings if o is not s),
-                    )
-                )
-                inserted.add(s["id"])
-    explained |= inserted
+    def close(done: ChainScan) -> None:
+        request = requests.get(done.chain_key)
+        head = (request.audit_seq, request.audit_head) if request is not None else None
+        result.rows += done.rows
+        if not done.finish(head, head_known=request is not None):
+            broken.append(done.chain_key)
 
-    # 3. Gaps and links, in the order the rows were written.
-    in_order = sorted(
-        (r for r in ordered if r["id"] not in inserted), key=lambda r: written[r["id"]]
-    )
-    at_seq = {written[r["id"]]: r for r in in_order}
-    top = max(at_seq, default=0)
-    for first, last in _seq_ranges(set(range(1, top + 1)) - set(at_seq)):
-        nxt, prv = at_seq.get(last + 1), at_seq.get(first - 1)
-        problems.append(
-            Problem(
-                chain_key,
-                nxt["id"] if nxt else None,
-                nxt["seq"] if nxt else None,
-                "deleted",
-                f"{_span(first, last)} missing before this row",
-                (prv["id"],) if prv else (),
-            )
+    async for page in audit_rows(pages, partition):
+        for row in page:
+            if scan is None or row[CHAIN_KEY] != scan.chain_key:
+                if scan is not None:
+                    close(scan)
+                key = row[CHAIN_KEY]
+                scan = ChainScan(key, anchors.get(key), stored_is_canonical=context.canonical)
+                chain_facts = facts[key] = ChainFacts()
+            scan.feed(row)
+            if row[EVENT_TYPE] in FACT_EVENTS:
+                chain_facts.feed(row)
+        progress(len(page))
+    if scan is not None:
+        close(scan)
+    result.chains = len(facts)
+    result.problems.extend(_missing_chains(requests, facts, anchors))
+    for key in broken:
+        request = requests.get(key)
+        head = (request.audit_seq, request.audit_head) if request is not None else None
+        result.problems.extend(
+            await _diagnosed(pages, key, head, anchors.get(key, []), head_known=request is not None)
         )
-    first_row = at_seq.get(1)
-    if first_row is not None and first_row["id"] not in explained:
-        if first_row["prev_hash"] != GENESIS:
-            problems.append(
-                Problem(
-                    chain_key,
-                    first_row["id"],
-                    1,
-                    "broken_link",
-                    "the first row's prev_hash is not the genesis hash",
-                )
+    transitions = await transition_rows(pages, partition)
+    trusted = set(facts) - set(broken)  # a broken chain's facts prove nothing either way
+    for key, request in requests.items():
+        found = facts.get(key)
+        if found is not None and key in trusted:
+            result.problems.extend(
+                check_transitions(request, found.transitions, transitions.get(key, []))
             )
-    for prv, nxt in pairwise(in_order):
-        if written[nxt["id"]] != written[prv["id"]] + 1 or {prv["id"], nxt["id"]} & explained:
-            continue
-        if nxt["prev_hash"] != prv["hash"]:
-            problems.append(
-                Problem(
-                    chain_key,
-                    nxt["id"],
-                    nxt["seq"],
-                    "broken_link",
-                    f"prev_hash is not the hash of row {prv['id']} (seq {prv['seq']}): "
-                    "one of the two was rewritten",
-                    (prv["id"],),
-                )
-            )
+            result.problems.extend(check_request(request, found, key in context.purged))
+    result.problems.extend(_orphans(requests, facts))
+    if context.registered is not None:
+        result.problems.extend(check_registered(context.registered, requests, set(facts)))
+    result.problems = unique(result.problems)
+    return result
 
-    # 4. The tail against the recorded head.
-    tail = at_seq.get(top)
-    if head_known and head is None and ordered:
-        problems.append(
-            Problem(
-                chain_key,
-                ordered[0]["id"],
-                ordered[0]["seq"],
-                "inserted",
-                f"{len(ordered)} row(s) on a chain that no request or system head records",
-            )
-        )
-    elif head_known and head is not None:
-        head_seq, hhash = head
-        if top < head_seq:
-            last_row = f" after row {tail['id']}" if tail else ""
-            problems.append(
-                Problem(
-                    chain_key,
-                    None,
-                    None,
-                    "deleted",
-                    f"chain ends at seq {top}{last_row} but its head says seq {head_seq}: "
-                    f"{_span(top + 1, head_seq)} missing at the end",
-                    (tail["id"],) if tail else (),
-                )
-            )
-        elif top > head_seq:
-            at_head = at_seq.get(head_seq)
-            if at_head is not None and at_head["hash"] == hhash:
-                for r in in_order:
-                    if written[r["id"]] > head_seq:
-                        problems.append(
-                            Problem(
-                                chain_key,
-                                r["id"],
-                                r["seq"],
-                                "inserted",
-                                f"after the chain head (seq {head_seq})",
-                            )
-                        )
-            else:
-                problems.append(
-                    Problem(
-                        chain_key,
-                        tail["id"] if tail else None,
-                        tail["seq"] if tail else None,
-                        "head_mismatch",
-                        f"chain ends at seq {top} but its head says seq {head_seq}",
-                    )
-                )
-        elif tail is not None and tail["hash"] != hhash:
-            problems.append(
-                Problem(
-                    chain_key,
-                    tail["id"],
-                    tail["seq"],
-                    "head_mismatch",
-                    f"last row's hash {tail['hash'][:12]}… is not the recorded head {hhash[:12]}…",
-                )
-            )
 
-    # 5. The checkpointed row must still be there, unchanged.
-    if anchor is not None:
-        a_seq, a_hash = anchor
-        at = at_seq.get(a_seq)
-        if at is None:
+def unique(problems: Iterable[Problem]) -> list[Problem]:
+    """Problems without repeats of the same kind at the same place (first one kept)."""
+    seen: set[tuple[Any, ...]] = set()
+    kept = []
+    for p in problems:
+        where = (p.chain_key, p.kind, p.table, p.row_id, p.column)
+        if where not in seen:
+            seen.add(where)
+            kept.append(p)
+    return kept
+
+
+def _missing_chains(
+    requests: Mapping[str, Any],
+    facts: Mapping[str, ChainFacts],
+    anchors: Mapping[str, list[Anchor]],
+) -> list[Problem]:
+    problems = []
+    for key, request in requests.items():
+        if key not in facts and request.audit_seq > 0:
             problems.append(
                 Problem(
-                    chain_key,
+                    key,
                     None,
-                    a_seq,
-                    "deleted",
-                    f"the checkpointed row at seq {a_seq} is gone (the chain ends at seq {top})",
+                    None,
+                    "chain_missing",
+                    f"the requests row records {request.audit_seq} audit row(s) "
+                    "(audit_seq) but the chain has none",
                 )
             )
-        elif at["hash"] != a_hash:
+    for key, recorded in anchors.items():
+        if key not in facts and key not in requests:
+            anchor = max(recorded, key=lambda a: a.seq)
             problems.append(
                 Problem(
-                    chain_key,
-                    at["id"],
-                    at["seq"],
-                    "checkpoint_mismatch",
-                    f"hash {at['hash'][:12]}… is not the checkpointed {a_hash[:12]}… "
-                    "(the chain was rewritten since the checkpoint)",
+                    key,
+                    None,
+                    None,
+                    "chain_missing",
+                    f"{anchor.source} records this chain at seq {anchor.seq} but it has no rows "
+                    "and no requests row (the request was erased)",
                 )
             )
     return problems
 
 
-def verify_rows(
-    chain_key: str, rows: Iterable[Row], head_seq: int, head_hash: str
-) -> list[Problem]:
-    """Check one chain's rows against each other and the recorded head."""
-    rows = list(rows)
-    scan = ChainScan(chain_key)
-    for row in sorted(rows, key=lambda r: r["seq"]):
-        scan.feed(row)
-    if scan.finish((head_seq, head_hash)):
-        return []
-    return diagnose(chain_key, rows, (head_seq, head_hash))
+def _orphans(requests: Mapping[str, Any], facts: Mapping[str, ChainFacts]) -> list[Problem]:
+    return [
+        Problem(
+            key,
+            None,
+            None,
+            "request_missing",
+            "the chain has rows but there is no requests row for it",
+            table="requests",
+        )
+        for key in facts
+        if key not in requests
+    ]
 
 
-# --------------------------------------------------------------------------- database
-
-COLUMNS = (
-    AuditLog.id,
-    AuditLog.chain_key,
-    AuditLog.seq,
-    AuditLog.request_id,
-    AuditLog.event_type,
-    AuditLog.severity,
-    AuditLog.actor,
-    AuditLog.agent_id,
-    AuditLog.occurred_at,
-    AuditLog.event_data,
-    AuditLog.prev_hash,
-    AuditLog.hash,
-)
-_STREAM_BATCH = 2000
+# --------------------------------------------------------------------------- other chains
 
 
-async def chain_heads(
-    session: AsyncSession, request_id: uuid.UUID | None = None
-) -> dict[str, Head]:
-    """Every recorded chain head (``requests`` and ``audit_chains``), or one request's.
+async def verify_other_chains(
+    pages: Pages,
+    anchors: Mapping[str, list[Anchor]],
+    canonical: bool,
+    progress: Callable[[int], None],
+) -> tuple[PartitionResult, SystemFacts]:
+    """Scan the system chain, the registry and any other non-request chain."""
+    result = PartitionResult()
+    heads = await chain_heads(pages)
+    system = SystemFacts()
+    broken: list[str] = []
+    seen: set[str] = set()
+    scan: ChainScan | None = None
 
-    Reads the whole ``requests`` table (``audit_seq``, ``audit_head``) by primary key order
-    and ``audit_chains``; with ``request_id``, one primary-key lookup.
-    """
-    heads: dict[str, Head] = {}
-    query = select(Request.id, Request.audit_seq, Request.audit_head)
+    def close(done: ChainScan) -> None:
+        seen.add(done.chain_key)
+        result.rows += done.rows
+        if not done.finish(heads.get(done.chain_key)):
+            broken.append(done.chain_key)
+
+    async for page in audit_rows(pages, Partition()):
+        for row in page:
+            if scan is None or row[CHAIN_KEY] != scan.chain_key:
+                if scan is not None:
+                    close(scan)
+                key = row[CHAIN_KEY]
+                scan = ChainScan(key, anchors.get(key), stored_is_canonical=canonical)
+            scan.feed(row)
+            system.feed(row)
+        progress(len(page))
+    if scan is not None:
+        close(scan)
+    result.chains = len(seen)
+    if system.registered is None and any(k in heads for k in REGISTRY_CHAINS):
+        system.registered = Registered()
+    known = {SYSTEM_CHAIN, *REGISTRY_CHAINS}
+    for key in sorted(known - set(heads)):
+        if key in seen or key in anchors:
+            result.problems.append(
+                Problem(key, None, None, "head_mismatch", "its audit_chains head row is missing")
+            )
+    empty_with_head = [k for k, (seq, _) in heads.items() if seq > 0 and k not in seen]
+    for key in sorted(set(broken) | set(empty_with_head)):
+        if key in known and key not in heads:
+            continue  # named above
+        result.problems.extend(
+            await _diagnosed(pages, key, heads.get(key), list(anchors.get(key, [])))
+        )
+    return result, system
+
+
+# --------------------------------------------------------------------------- the whole
+
+
+async def _totals(session: AsyncSession) -> tuple[int, int]:
+    """(requests, rows the heads account for): sizes the partitions and the progress bar."""
+    row = (
+        await session.execute(
+            text(
+                "SELECT (SELECT count(*) FROM requests), "
+                "(SELECT coalesce(sum(audit_seq), 0) FROM requests) "
+                "+ (SELECT coalesce(sum(seq), 0) FROM audit_chains)"
+            )
+        )
+    ).one()
+    return int(row[0]), int(row[1])
+
+
+@dataclass
+class Plan:
+    """What steps 1 and 2 produced: a report so far, the context, the partitions to do."""
+
+    report: Report
+    context: Context
+    partitions: list[Partition]
+    expected: int
+
+
+async def prepare(
+    session: AsyncSession,
+    request_id: uuid.UUID | None = None,
+    *,
+    given: CheckpointSet | None = None,
+    hmac_key: str | None = None,
+    allow_unsigned: bool = False,
+    progress: Callable[[int], None] = lambda n: None,
+) -> Plan:
+    """Steps 1 and 2 in ``session``'s snapshot: checkpoints, the non-request chains."""
+    pages = await pages_of(session)
+    report = Report()
+    count, expected = await _totals(session)
+    stored = await stored_checkpoints(session)
+    check = check_checkpoints(stored, key=hmac_key, allow_unsigned=allow_unsigned)
+    _take(report, check, stored_label=True)
+    anchors = check.anchors(check_label(stored))
+    if given is not None:
+        check_given = check_checkpoints(
+            given.checkpoints,
+            key=hmac_key,
+            allow_unsigned=allow_unsigned,
+            source=given.source,
+            base=given.checkpoints[0].full_heads(),
+            from_start=False,
+        )
+        check_given.heads = given.heads
+        if stored and given.newest.digest == stored[-1].digest:
+            report.problems.extend(check_given.problems)  # the same checkpoint: notes said
+        else:
+            _take(report, check_given, stored_label=False)
+        anchors = merge_anchors(anchors, check_given.anchors(given.newest.label() + " (file)"))
+    canonical = pages.dialect == "sqlite"
+    context = Context(anchors=anchors, canonical=canonical)
     if request_id is not None:
-        query = query.where(Request.id == request_id)
-    else:
-        for key, seq, head in await session.execute(
-            select(AuditChain.chain_key, AuditChain.seq, AuditChain.head_hash)
-        ):
-            heads[key] = (seq, head)
-    for rid, seq, head in await session.execute(query):
-        heads[str(rid)] = (seq, head)
-    return heads
+        key = str(request_id)
+        context.purged = await _purges_of(session, request_id)
+        return Plan(
+            report, context.narrowed(Partition(exact=key)), [Partition(exact=key)], expected
+        )
+    other, system = await verify_other_chains(pages, anchors, canonical, progress)
+    report.rows += other.rows
+    report.chains += other.chains
+    report.problems.extend(other.problems)
+    report.problems.extend(check_recorded(stored, system.checkpoints))
+    context.purged = system.purged
+    context.registered = system.registered
+    if system.registered is not None:
+        context.anchors = merge_anchors(anchors, system.registered.anchors())
+    return Plan(report, context, partitions(count), expected)
 
 
-async def _chain_rows(session: AsyncSession, chain_key: str | None) -> AsyncIterator[Row]:
-    """Stream rows in ``(chain_key, seq)`` order: walks ``uq_audit_logs_chain_key_seq``."""
-    query = select(*COLUMNS).order_by(AuditLog.chain_key, AuditLog.seq)
-    if chain_key is not None:
-        query = query.where(AuditLog.chain_key == chain_key)
-    result = await session.stream(query.execution_options(yield_per=_STREAM_BATCH))
-    async for batch in result.mappings().partitions():
-        for row in batch:
-            yield dict(row)
+def check_label(stored: list[Checkpoint]) -> str:
+    """How anchors from the newest stored checkpoint name it."""
+    return stored[-1].label() if stored else "checkpoint"
+
+
+def _take(report: Report, check: CheckpointCheck, *, stored_label: bool) -> None:
+    report.problems.extend(check.problems)
+    report.notes.extend(check.notes)
+    if check.used is not None and (stored_label or report.checkpoint is None):
+        report.checkpoint = check.used
+    elif check.used is not None:
+        report.notes.append(f"also held to {check.used['source']}")
+
+
+async def _purges_of(session: AsyncSession, request_id: uuid.UUID) -> set[str]:
+    """One request's recorded payload purge, by ``ix_audit_logs_request_id``."""
+    rows = await session.execute(
+        select(AuditLog.event_data).where(
+            AuditLog.request_id == request_id,
+            AuditLog.chain_key == SYSTEM_CHAIN,
+            AuditLog.event_type == "data_purged",
+        )
+    )
+    purged = any(data.get("category") == "payload" for (data,) in rows)
+    return {str(request_id)} if purged else set()
 
 
 async def verify_session(
     session: AsyncSession,
     request_id: uuid.UUID | None = None,
-    anchors: Mapping[str, Head] | None = None,
-    progress: Callable[[int, int | None], None] | None = None,
+    *,
+    given: CheckpointSet | None = None,
+    hmac_key: str | None = None,
+    allow_unsigned: bool = False,
+    progress: Progress | None = None,
 ) -> Report:
-    """Verify every chain (or one request's) in ``session``'s snapshot.
+    """Verify everything (or one request) in ``session``'s snapshot, partition by partition.
 
-    Reads the heads (:func:`chain_heads`), then streams ``audit_logs`` in ``(chain_key,
-    seq)`` order over ``uq_audit_logs_chain_key_seq`` (one chain: an index range scan).
-
-    ``anchors`` are checkpointed heads ``{chain_key: (seq, hash)}`` each chain must still
-    contain. Give the session a consistent snapshot (``REPEATABLE READ`` on PostgreSQL; a
-    SQLite read transaction is one) or rows appended mid-scan look like ``inserted``.
-
-    ``progress(rows_read, rows_expected)`` is called every few thousand rows; the expected
-    count is the sum of the heads' sequence numbers.
+    Give the session a consistent snapshot (``REPEATABLE READ`` on PostgreSQL; a SQLite
+    read transaction is one) or rows appended mid-scan look like ``inserted``.
+    ``progress(rows_read, rows_expected)`` is called after every page.
     """
-    anchors = dict(anchors or {})
-    only = str(request_id) if request_id is not None else None
-    if only is not None:
-        anchors = {k: v for k, v in anchors.items() if k == only}
-    heads = await chain_heads(session, request_id)
-    if only is not None and only not in heads:
-        raise InvalidFilter(f"no request {only}", field="request_id")
-    report = Report()
-    broken: list[str] = []
-    seen: set[str] = set()
-    scan: ChainScan | None = None
-    expected = sum(seq for seq, _ in heads.values())
     read = 0
+    expected: int | None = None
 
-    def close(s: ChainScan) -> None:
-        report.rows += s.rows
-        seen.add(s.chain_key)
-        if not s.finish(heads.get(s.chain_key)):
-            broken.append(s.chain_key)
-
-    async for row in _chain_rows(session, only):
-        if scan is None or row["chain_key"] != scan.chain_key:
-            if scan is not None:
-                close(scan)
-            scan = ChainScan(row["chain_key"], anchors.get(row["chain_key"]))
-        scan.feed(row)
-        read += 1
-        if progress is not None and read % _STREAM_BATCH == 0:
+    def advance(n: int) -> None:
+        nonlocal read
+        read += n
+        if progress is not None:
             progress(read, expected)
-    if scan is not None:
-        close(scan)
-    if progress is not None:
-        progress(read, expected)
-    # Chains with a head (or a checkpointed head) but no rows left at all.
-    for key in sorted((set(heads) | set(anchors)) - seen):
-        if heads.get(key, (0, ""))[0] > 0 or key in anchors:
-            broken.append(key)
-    report.chains = len(seen | {k for k, (seq, _) in heads.items() if seq > 0})
-    for key in broken:
-        rows = [
-            row
-            async for row in _chain_rows(session, key)  # re-read: only broken chains
-        ]
-        report.problems.extend(diagnose(key, rows, heads.get(key), anchor=anchors.get(key)))
+
+    plan = await prepare(
+        session,
+        request_id,
+        given=given,
+        hmac_key=hmac_key,
+        allow_unsigned=allow_unsigned,
+        progress=advance,
+    )
+    expected = plan.expected
+    pages = await pages_of(session)
+    report = plan.report
+    for partition in plan.partitions:
+        part = await verify_partition(pages, partition, plan.context.narrowed(partition), advance)
+        absorb(report, part)
+    if request_id is not None and report.chains == 0 and not report.problems:
+        raise InvalidFilter(f"no request {request_id}", field="request_id")
     return report
+
+
+def absorb(report: Report, part: PartitionResult) -> None:
+    """Add one partition's counts and problems to the report."""
+    report.rows += part.rows
+    report.chains += part.chains
+    report.problems.extend(part.problems)
 
 
 async def verify_database(
@@ -521,88 +447,32 @@ async def verify_database(
     return report.rows, report.problems
 
 
-# --------------------------------------------------------------------------- files
-
-
-class _FileChain:
-    """A chain read from a file in any order: rows are re-ordered by ``seq`` as they come."""
-
-    __slots__ = ("pending", "scan")
-
-    def __init__(self, chain_key: str, anchor: Head | None) -> None:
-        self.scan = ChainScan(chain_key, anchor)
-        self.pending: dict[int, Row] = {}
-
-    def feed(self, row: Row) -> None:
-        # Rows of one chain written in the same transaction share occurred_at, so a
-        # time-ordered export may hold them out of seq order: buffer until the next is in.
-        self.pending[row["seq"]] = row
-        nxt = self.scan.last[0] + 1
-        while nxt in self.pending and not self.scan.broken:
-            self.scan.feed(self.pending.pop(nxt))
-            nxt += 1
-        if self.scan.broken:
-            self.scan.rows += len(self.pending)
-            self.pending.clear()
-
-
-def verify_rows_offline(
-    rows: Iterable[Row],
-    anchors: Mapping[str, Head] | None = None,
-    reread: Iterable[Row] | None = None,
-) -> Report:
-    """Verify rows read from an export file (any order) without a database.
-
-    Each chain in the file must start at seq 1 and have no gaps; its tail cannot be checked
-    without heads, so give the checkpoint's ``anchors`` to prove it reaches them. Broken
-    chains are diagnosed from ``reread`` (a second pass over the same rows).
-    """
-    anchors = dict(anchors or {})
-    chains: dict[str, _FileChain] = {}
-    for row in rows:
-        key = row["chain_key"]
-        chain = chains.get(key)
-        if chain is None:
-            chain = chains[key] = _FileChain(key, anchors.get(key))
-        chain.feed(row)
-    report = Report(chains=len(chains))
-    broken: set[str] = set()
-    for key, chain in chains.items():
-        report.rows += chain.scan.rows + len(chain.pending)
-        if chain.pending or not chain.scan.finish(None, head_known=False):
-            broken.add(key)
-    missing = sorted(set(anchors) - set(chains))
-    if missing:
-        report.notes.append(
-            f"{len(missing)} checkpointed chain(s) are not in the file (a filtered export?)"
-        )
-    if not anchors:
-        report.notes.append(
-            "no checkpoint given: rows deleted from the end of a chain cannot be detected "
-            "offline (give --checkpoint)"
-        )
-    if broken:
-        collected: dict[str, list[Row]] = defaultdict(list)
-        for row in reread if reread is not None else ():
-            if row["chain_key"] in broken:
-                collected[row["chain_key"]].append(row)
-        for key in sorted(broken):
-            report.problems.extend(
-                diagnose(key, collected[key], None, anchor=anchors.get(key), head_known=False)
-            )
-    return report
+def verify_rows(
+    chain_key: str, rows: Iterable[dict[str, Any]], head_seq: int, head_hash: str
+) -> list[Problem]:
+    """Check one chain's rows (typed column values) against each other and a recorded head."""
+    typed = sorted(rows, key=lambda r: r["seq"])
+    raw: list[RawRow] = [from_typed(r) for r in typed]
+    scan = ChainScan(chain_key)
+    for row in raw:
+        scan.feed(row)
+    if scan.finish((head_seq, head_hash)):
+        return []
+    return diagnose(chain_key, typed, (head_seq, head_hash))
 
 
 __all__ = [
-    "SYSTEM_CHAIN",
-    "ChainScan",
-    "Head",
+    "Context",
+    "Partition",
+    "PartitionResult",
     "Problem",
     "Report",
-    "chain_heads",
-    "diagnose",
+    "absorb",
+    "merge_anchors",
+    "prepare",
     "verify_database",
+    "verify_other_chains",
+    "verify_partition",
     "verify_rows",
-    "verify_rows_offline",
     "verify_session",
 ]

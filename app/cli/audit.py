@@ -32,7 +32,14 @@ from app.cli.common import (
 from app.cli.tables import Column, add_row, new_table
 
 if TYPE_CHECKING:
-    from app.audit import AuditFilter, AuditPage, AuditRecord, Checkpoint, Report
+    from app.audit import (
+        AuditFilter,
+        AuditPage,
+        AuditRecord,
+        Checkpoint,
+        CheckpointSet,
+        Report,
+    )
     from app.database import Database
 
 audit_cli = command_group(
@@ -338,35 +345,63 @@ def audit_verify(
     request_id: RequestIdOption = None,
     checkpoint: Annotated[
         str | None,
-        typer.Option("--checkpoint", help="A checkpoint digest or checkpoint file to hold to."),
+        typer.Option(
+            "--checkpoint",
+            help="Also hold the chains to this checkpoint: a stored digest, a checkpoint "
+            "file, or a folder of them (CHECKPOINT_DIR). Needed offline.",
+        ),
     ] = None,
     file: Annotated[
         Path | None,
         typer.Option("--file", help="Verify this export (.jsonl/.csv/.json) offline instead."),
     ] = None,
+    partial: Annotated[
+        bool,
+        typer.Option(
+            "--partial",
+            help="With --file: the export was filtered on purpose; report chains it lacks "
+            "as not checked instead of missing.",
+        ),
+    ] = False,
+    allow_unsigned: Annotated[
+        bool,
+        typer.Option(
+            "--allow-unsigned",
+            help="Accept an unsigned checkpoint although AUDIT_HMAC_KEY is set (a note).",
+        ),
+    ] = False,
     as_json: JsonOption = False,
     accessed_by: AsOption = None,
     database_url: DatabaseUrlOption = None,
 ) -> None:
-    """Verify the hash chains.
+    """Verify the ledger.
 
-    Re-computes every chain; prints OK or each broken link; exits 0 if clean, else 1.
+    Every chain (held to the newest checkpoint), the checkpoints, the chain registry and the
+    tables beside the chains; prints OK or each problem; exits 0 if clean, else 1.
     """
-    from app.audit import AuditAccess, read_checkpoint_file, verify_file
+    from app.audit import AuditAccess, load_checkpoints, verify_file
     from app.audit.checkpoint import configured_hmac_key, looks_like_digest
 
     if file is not None and request_id is not None:
         raise Refused("--request-id: not with --file (the file holds what was exported)")
-    loaded: Checkpoint | str | None = None
+    if partial and file is None:
+        raise Refused("--partial: only with --file (a filtered export)")
+    loaded: CheckpointSet | str | None = None
     if checkpoint is not None:
-        loaded = checkpoint.lower() if looks_like_digest(checkpoint) else None
-        if loaded is None:
-            loaded = read_checkpoint_file(Path(checkpoint))
+        path = Path(checkpoint)
+        if looks_like_digest(checkpoint) and not path.exists():
+            loaded = checkpoint.lower()
+        else:
+            loaded = load_checkpoints(path)
     key = configured_hmac_key()
     if file is not None:
         if isinstance(loaded, str):
             raise Refused("--checkpoint: offline verification needs the checkpoint file")
-        report = verify_file(file, loaded, hmac_key=key)
+        if not file.is_file():
+            raise Refused(f"--file: {file} is not a file")
+        report = verify_file(
+            file, loaded, hmac_key=key, allow_unsigned=allow_unsigned, partial=partial
+        )
     else:
         who = actor_of(accessed_by)
 
@@ -377,7 +412,9 @@ def audit_verify(
             with _audit_errors():
                 access = AuditAccess(db, who)
                 with progress_bar("verifying audit rows") as report:
-                    return await access.verify(rid, loaded, hmac_key=key, progress=report)
+                    return await access.verify(
+                        rid, loaded, hmac_key=key, allow_unsigned=allow_unsigned, progress=report
+                    )
 
         report = run_with(database_for(database_url), work)
     _print_report(report, as_json)
@@ -389,15 +426,17 @@ def _print_report(report: Report, as_json: bool) -> None:
     import json
 
     if as_json:
-        body = {
-            "ok": report.ok,
-            "rows": report.rows,
-            "chains": report.chains,
-            "problems": [p.to_json() for p in report.problems],
-            "notes": report.notes,
-        }
-        sys.stdout.write(json.dumps(body, indent=2) + "\n")
+        sys.stdout.write(json.dumps(report.to_json(), indent=2) + "\n")
         return
+    used = report.checkpoint
+    if used is not None:
+        label = f"#{used['seq']}" if used.get("seq") else used["digest"][:12] + "…"
+        say(
+            f"held to checkpoint {label} ({used['digest'][:12]}…, {used['created_at']}, "
+            f"{'signed' if used['signed'] else 'unsigned'}, from {used['source']})"
+        )
+    else:
+        say("note: no checkpoint to hold the chains to yet")
     for note in report.notes:
         say(f"note: {note}")
     out = stdout()
@@ -429,11 +468,16 @@ def audit_checkpoint(
 ) -> None:
     """Record a checkpoint and print its digest.
 
-    A digest over every chain head: store it outside the database.
+    Chained to the one before; -o also writes the file with every head: store it outside
+    the database.
     """
     from app.audit import AuditAccess
     from app.audit.checkpoint import configured_hmac_key
 
+    if output is not None and not output.parent.is_dir():
+        raise Refused(f"--output: the folder {output.parent} does not exist")
+    if output is not None and output.is_dir():
+        raise Refused(f"--output: {output} is a folder, not a file name")
     key = configured_hmac_key() if sign else None
     who = actor_of(accessed_by)
     if output is not None:
@@ -449,9 +493,12 @@ def audit_checkpoint(
     if as_json:
         print_json(
             {
+                "seq": made.seq,
                 "digest": made.digest,
+                "prev_digest": made.prev_digest,
                 "created_at": made.created_at.isoformat(),
-                "chains": len(made.heads),
+                "chains": made.chain_count,
+                "changed": len(made.heads),
                 "signature": made.signature,
                 "file": str(output) if output is not None else None,
             }
@@ -460,6 +507,6 @@ def audit_checkpoint(
     sys.stdout.write(made.digest + "\n")
     signed = f"signed {made.signature}" if made.signature else "unsigned (no AUDIT_HMAC_KEY)"
     say(
-        f"checkpoint of {len(made.heads)} chains at {made.created_at.isoformat()}; {signed}"
-        + (f"; written to {output}" if output else "")
+        f"checkpoint #{made.seq} of {made.chain_count} chains ({len(made.heads)} changed) at "
+        f"{made.created_at.isoformat()}; {signed}" + (f"; written to {output}" if output else "")
     )

@@ -1,7 +1,10 @@
 """``ledgerflow serve``: the HTTP API and a worker pool in one process (the main job).
 
-SIGTERM or SIGINT stops both cleanly: the server stops accepting connections and finishes
-the requests in flight, the workers stop claiming, let running steps finish (up to
+Every ``CHECKPOINT_EVERY`` seconds it also takes a signed audit checkpoint and writes it to
+``CHECKPOINT_DIR`` (:mod:`app.audit.schedule`).
+
+SIGTERM or SIGINT stops everything cleanly: the server stops accepting connections and
+finishes the requests in flight, the workers stop claiming, let running steps finish (up to
 ``SHUTDOWN_GRACE_SECONDS``) and release what is left, the pools close, and the process
 exits 0. A second signal makes the server drop open connections at once.
 """
@@ -64,6 +67,8 @@ async def serve(
     import uvicorn
 
     from app.api import create_app
+    from app.audit.checkpoint import configured_hmac_key
+    from app.audit.schedule import check_folder, run_schedule
     from app.bootstrap import build_services
     from app.orchestrator.worker import Worker
 
@@ -82,6 +87,14 @@ async def serve(
         await services.close()
         raise
     settings = services.settings
+    if settings.checkpoint_every > 0:
+        try:
+            check_folder(settings.checkpoints_path)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"CHECKPOINT_DIR: cannot write to {settings.checkpoints_path} "
+                f"({exc.strerror or exc})"
+            ) from exc
     host = host or settings.api_host
     port = settings.api_port if port is None else port
     server = _Server(
@@ -107,8 +120,11 @@ async def serve(
         else None
     )
 
+    stopping = asyncio.Event()
+
     def stop() -> None:
         server.should_exit = True
+        stopping.set()
         if worker is not None:
             worker.stop()
 
@@ -134,7 +150,22 @@ async def serve(
     tasks = [asyncio.create_task(run_server(), name="http")]
     if worker is not None:
         tasks.append(asyncio.create_task(worker.run(), name="worker"))
-    log.info("serve_started", host=host, port=port, workers=worker is not None)
+    if settings.checkpoint_every > 0:
+        schedule = run_schedule(
+            services.database,
+            settings.checkpoints_path,
+            settings.checkpoint_every,
+            configured_hmac_key(),
+            stopping,
+        )
+        tasks.append(asyncio.create_task(schedule, name="checkpoints"))
+    log.info(
+        "serve_started",
+        host=host,
+        port=port,
+        workers=worker is not None,
+        checkpoint_every=settings.checkpoint_every,
+    )
     try:
         await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         stop()

@@ -11,7 +11,6 @@ session's own.
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
@@ -21,6 +20,8 @@ from typing import Any
 from sqlalchemy import JSON, DateTime, Table, Uuid
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.database.types import canonical_json_text
+
 Convert = Callable[[Any], Any]
 
 
@@ -29,7 +30,7 @@ def _same(value: Any) -> Any:
 
 
 def _json(value: Any) -> Any:
-    return None if value is None else json.dumps(value)
+    return None if value is None else canonical_json_text(value)
 
 
 def _uuid_native(value: Any) -> Any:

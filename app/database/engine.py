@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import (
 
 from app.config import Settings, get_settings, parse_database_url
 from app.database.exceptions import connection_lost, translated_errors
+from app.database.types import canonical_json_text
 from app.exceptions import ConfigurationError
 
 _SQLITE_BEGIN = "ledgerflow_sqlite_begin"
@@ -124,7 +125,9 @@ def create_engine(url: URL | str | None = None, settings: Settings | None = None
     elif isinstance(url, str):
         url = parse_database_url(url)
     if url.drivername.startswith("sqlite"):
-        engine = create_async_engine(url, echo=settings.db_echo)
+        engine = create_async_engine(
+            url, echo=settings.db_echo, json_serializer=canonical_json_text
+        )
         event.listen(engine.sync_engine, "do_connect", _on_sqlite_do_connect)
         event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
         event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
@@ -135,6 +138,7 @@ def create_engine(url: URL | str | None = None, settings: Settings | None = None
         pool_size=settings.db_pool_size,
         max_overflow=settings.db_max_overflow,
         pool_pre_ping=True,
+        json_serializer=canonical_json_text,
     )
     event.listen(engine.sync_engine, "handle_error", _on_postgres_error)
     return engine

@@ -311,17 +311,29 @@ class AuditChain(Base):
 
 
 class AuditCheckpoint(Base):
-    """A digest over every chain head at one moment, to be kept outside the database too."""
+    """A digest over every chain head at one moment, to be kept outside the database too.
+
+    Checkpoints are chained: ``seq`` numbers them, ``prev_digest`` links each to the one
+    before, and ``heads`` holds only the heads changed since it (version 2; see
+    ``app.audit.checkpoint``). Append-only: triggers refuse UPDATE and DELETE.
+    """
 
     __tablename__ = "audit_checkpoints"
 
     id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    seq: Mapped[int] = mapped_column(Integer)
+    #: 1: ``heads`` holds every head and the digest has no chain fields; 2: chained.
+    version: Mapped[int] = mapped_column(Integer, default=2)
+    prev_digest: Mapped[str | None] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     created_by: Mapped[str] = mapped_column(String(128))
     chain_count: Mapped[int] = mapped_column(Integer)
+    heads_digest: Mapped[str | None] = mapped_column(String(64))
     digest: Mapped[str] = mapped_column(String(64))
     signature: Mapped[str | None] = mapped_column(String(64))
     heads: Mapped[JSONDict]
+
+    __table_args__ = (UniqueConstraint("seq"),)
 
 
 class ApiClient(Base):

@@ -148,6 +148,9 @@ def _drop_all(connection: Connection) -> None:
             text("DROP FUNCTION IF EXISTS audit_checkpoints_refuse_change() CASCADE")
         )
         connection.execute(text("DROP FUNCTION IF EXISTS transcript_versions_guard() CASCADE"))
+        connection.execute(
+            text("DROP FUNCTION IF EXISTS state_transitions_refuse_change() CASCADE")
+        )
     for metadata in ALL_METADATA:
         metadata.drop_all(connection)
     connection.execute(text("DROP TABLE IF EXISTS alembic_version"))

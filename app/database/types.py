@@ -2,12 +2,28 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, DateTime, Dialect
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.types import TypeDecorator
+
+#: One encoder for every JSON text ledgerflow writes and hashes: sorted keys at every level,
+#: no insignificant whitespace, UTF-8 unescaped. (``json.dumps`` with these options builds a
+#: new encoder per call, which costs more than the encoding of the small objects of a step.)
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+
+
+def canonical_json_text(value: Any) -> str:
+    """``value`` as canonical JSON text: what JSON columns store and audit digests hash.
+
+    Storing the canonical text lets verification hash SQLite's stored ``event_data`` as
+    it is, without parsing it (PostgreSQL's JSONB keeps its own form).
+    """
+    return _CANONICAL.encode(value)
+
 
 #: JSON on SQLite, JSONB on PostgreSQL; Python ``None`` is SQL NULL, not JSON ``null``.
 JSONType = JSON(none_as_null=True).with_variant(JSONB(none_as_null=True), "postgresql")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import uuid
 
 import httpx
 
@@ -76,6 +77,32 @@ async def test_trail_verify_and_checkpoint(client: httpx.AsyncClient, keys: dict
     assert report.json()["ok"] is True and report.json()["rows"] > 2
     one = await client.post("/v1/audit/verify", json={"request_id": request_id}, headers=auditor)
     assert one.json()["ok"] is True and one.json()["rows"] == 2
+
+
+async def test_checkpoints_are_chained_and_verify_says_which_it_used(
+    client: httpx.AsyncClient, keys: dict[str, str]
+) -> None:
+    await _submit(client, keys)
+    auditor = bearer(keys["auditor"])
+    status = (await client.get("/v1/audit/status", headers=auditor)).json()
+    assert status["last_checkpoint"] is None and status["last_verify_ok"] is None
+    first = (await client.post("/v1/audit/checkpoints", headers=auditor)).json()
+    second = (await client.post("/v1/audit/checkpoints", headers=auditor)).json()
+    assert (first["seq"], second["seq"]) == (1, 2) and first["prev_digest"] is None
+    assert second["prev_digest"] == first["digest"]
+    listed = (await client.get("/v1/audit/checkpoints", headers=auditor)).json()
+    assert [c["digest"] for c in listed] == [second["digest"], first["digest"]]
+
+    report = (await client.post("/v1/audit/verify", headers=auditor)).json()
+    assert report["ok"] is True
+    assert report["checkpoint"]["seq"] == 2 and report["checkpoint"]["digest"] == second["digest"]
+    status = (await client.get("/v1/audit/status", headers=auditor)).json()
+    assert status["last_checkpoint"]["seq"] == 2
+    assert status["last_verify_ok"] is True
+    assert status["last_verify_by"] == "compliance-1"
+    # A verification of one request is not "the last verify" of the ledger.
+    await client.post("/v1/audit/verify", json={"request_id": str(uuid.uuid4())}, headers=auditor)
+    assert (await client.get("/v1/audit/status", headers=auditor)).json() == status
 
 
 async def test_audit_reads_are_recorded_as_the_calling_client(

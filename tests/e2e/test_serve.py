@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import subprocess
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -98,3 +99,41 @@ def test_serve_runs_a_request_to_completion_and_keeps_it_across_a_restart(
         )
         assert client.post("/v1/audit/verify", headers=headers).json()["ok"] is True
     assert proc.terminate() == 0, proc.log.read_text()
+
+
+def test_serve_writes_signed_chained_checkpoints_that_verify_the_ledger(
+    server: tuple[Server, dict[str, str]], tmp_path: Path
+) -> None:
+    proc, _ = server
+    folder = tmp_path / "checkpoints"
+    proc.env.update(CHECKPOINT_EVERY="0.5", CHECKPOINT_DIR=str(folder), AUDIT_HMAC_KEY="k-e2e")
+    with proc.start():
+        files = _wait_for(
+            lambda: (
+                (found := sorted(folder.glob("checkpoint-*.json"))) and len(found) >= 3 and found
+            ),
+            "three checkpoint files",
+        )
+    assert proc.terminate() == 0, proc.log.read_text()
+    assert not list(folder.glob("*.tmp"))
+    first, second = (json.loads(f.read_text()) for f in files[:2])
+    assert (first["seq"], second["seq"]) == (1, 2)
+    assert second["prev_digest"] == first["digest"] and first["signature"] and second["signature"]
+    assert "all_heads" not in second  # a scheduled file holds what changed; the folder the rest
+
+    keyed = {**proc.env}
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "audit", "verify", "--json", "--checkpoint", str(folder)],
+        env=keyed, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stdout + done.stderr
+    report = json.loads(done.stdout)
+    assert report["checkpoint"]["seq"] >= 3 and report["checkpoint"]["signed"]
+    # A file deleted from the folder breaks its chain.
+    files[1].unlink()
+    done = subprocess.run(
+        [sys.executable, "-m", "app.cli", "audit", "verify", "--json", "--checkpoint", str(folder)],
+        env=keyed, cwd=ROOT, capture_output=True, text=True, timeout=120, check=False,
+    )  # fmt: skip
+    assert done.returncode == 1
+    assert "checkpoint_deleted" in {p["kind"] for p in json.loads(done.stdout)["problems"]}

@@ -201,10 +201,16 @@ async def test_verify_and_export_report_their_progress(
         AuditFilter(), io.StringIO(), "jsonl", progress=lambda n, t: exported.append((n, t))
     )
     assert count > 20, "too few rows to see export progress"
-    assert exported == [(n, None) for n in range(10, count + 1, 10)]
+    assert exported[-1] == (count, None)
+    assert [n for n, _ in exported] == sorted({n for n, _ in exported})
+    fhir: list[tuple[int, int | None]] = []
+    sent = await access.export(
+        AuditFilter(), io.StringIO(), "fhir", progress=lambda n, t: fhir.append((n, t))
+    )
+    assert fhir == [(n, None) for n in range(10, sent + 1, 10)]
 
 
-async def test_a_checkpoint_catches_a_consistent_rewrite_that_plain_verify_cannot(
+async def test_plain_verify_holds_chains_to_the_newest_stored_checkpoint(
     database: Database, request_ids: list[uuid.UUID], tmp_path: Path
 ) -> None:
     access = AuditAccess(database, "dr-audit")
@@ -212,10 +218,13 @@ async def test_a_checkpoint_catches_a_consistent_rewrite_that_plain_verify_canno
     assert checkpoint.signature and checkpoint.computed_digest() == checkpoint.digest
     (tmp_path / "cp.json").write_text(checkpoint.to_file())
     assert read_checkpoint_file(tmp_path / "cp.json") == checkpoint
-    report = await access.verify(checkpoint=checkpoint.digest, hmac_key="k1")
-    assert report.ok and "checkpoint signature OK" in report.notes
+    report = await access.verify(hmac_key="k1")
+    assert report.ok and "checkpoint #1 signature OK" in report.notes
+    assert report.checkpoint is not None and report.checkpoint["seq"] == 1
+    assert report.checkpoint["digest"] == checkpoint.digest
 
-    # A DBA truncates one chain by two rows and moves its head back to match.
+    # A DBA truncates one chain by two rows and moves its head back to match: consistent
+    # on its own, but not with the stored checkpoint, which plain verify uses.
     victim = request_ids[2]
     async with database.engine.begin() as connection:
         if database.dialect == "sqlite":
@@ -241,12 +250,11 @@ async def test_a_checkpoint_catches_a_consistent_rewrite_that_plain_verify_canno
             .where(Request.id == victim)
             .values(audit_seq=rows[2].seq, audit_head=rows[2].hash)
         )
-    assert (await access.verify()).ok  # the chain is consistent on its own…
-    report = await access.verify(checkpoint=checkpoint)  # …but not with the checkpoint
+    report = await access.verify()
     [problem] = report.problems
     assert problem.chain_key == str(victim) and problem.kind == "deleted"
-    assert f"checkpointed row at seq {rows[0].seq} is gone" in problem.detail
-    assert not (await access.verify(checkpoint=checkpoint, hmac_key="wrong")).ok
+    assert f"(seq {rows[0].seq}) is gone" in problem.detail
+    assert not (await access.verify(checkpoint=checkpoint.digest, hmac_key="wrong")).ok
 
 
 async def test_an_export_file_verifies_offline_and_round_trips(

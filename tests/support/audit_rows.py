@@ -10,7 +10,6 @@ disabled (the append-only triggers only refuse UPDATE and DELETE).
 from __future__ import annotations
 
 import asyncio
-import hashlib
 import itertools
 import json
 import pickle
@@ -26,7 +25,7 @@ from typing import Any
 from sqlalchemy import Table, func, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.chain import SYSTEM_CHAIN, ChainHead, chain_key_for
+from app.audit.chain import SYSTEM_CHAIN, ChainHead, chain_key_for, digest
 from app.audit.events import (
     AgentFailed,
     AgentRetryScheduled,
@@ -40,13 +39,15 @@ from app.audit.events import (
 )
 from app.audit.records import COLUMNS
 from app.config import Settings
-from app.database import Database
-from app.database.models import AuditChain, Recording, Request
+from app.database import Database, bulk
+from app.database.models import AuditChain, Recording, Request, StateTransition
+from app.database.types import canonical_json_text
 from app.orchestrator.engine import Orchestrator
 from app.orchestrator.worker import Worker
 from tests.support.agents import engine_agents, engine_workflows
 
 REQUESTS: Table = Request.__table__  # type: ignore[assignment]
+TRANSITIONS: Table = StateTransition.__table__  # type: ignore[assignment]
 RECORDINGS: Table = Recording.__table__  # type: ignore[assignment]
 
 START = datetime(2026, 1, 1, tzinfo=UTC)
@@ -66,56 +67,85 @@ class Generated:
     last: datetime = START
 
 
-def _digest(n: int) -> str:
-    return hashlib.sha256(str(n).encode()).hexdigest()
+def _output(step: str) -> dict[str, Any]:
+    return {"step": step, "total": len(step)}
 
 
-def _events(n: int) -> Iterator[tuple[AuditEvent, str | None]]:
-    """A request's life as events (``n`` of them), with the agent id where one acted."""
-    yield RequestSubmitted(kind="transcription", priority=0, payload_digest=_digest(n)), None
-    yield StateChanged(from_state=None, to_state="pending", reason="submitted"), None
-    step = 0
-    for i in itertools.count():
-        agent = AGENTS[step % len(AGENTS)]
-        name = agent.split(".")[1]
-        match i % 6:
-            case 0:
-                yield StateChanged(from_state="pending", to_state="running", step=name), None
-            case 1:
-                yield (
-                    AgentStarted(step=name, attempt=1, input_digest=_digest(i), worker_id="w1"),
-                    agent,
-                )
-            case 2:
-                yield (
-                    AgentFailed(
-                        step=name,
-                        attempt=1,
-                        error_type="RetryableError",
-                        error="transient",
-                        retryable=True,
-                        duration_ms=12,
-                    ),
-                    agent,
-                )
-            case 3:
-                yield (
-                    AgentRetryScheduled(
-                        step=name,
-                        next_attempt=2,
-                        not_before=START + timedelta(seconds=i),
-                        delay_seconds=0.5,
-                    ),
-                    agent,
-                )
-            case 4:
-                yield (
-                    AgentSucceeded(step=name, attempt=2, output_digest=_digest(i), duration_ms=40),
-                    agent,
-                )
-            case _:
-                step += 1
-                yield RequestCompleted(steps=step, result_digest=_digest(i)), None
+def _life(per_request: int) -> list[tuple[AuditEvent, str | None]]:
+    """A consistent request life of ``per_request`` events (at least 5), agent ids attached.
+
+    Submitted, pending, running; then per step one failed attempt, a retry (running →
+    pending → running) and a success; finally completed with the digest of every output.
+    Every ``state_changed`` gets its ``state_transitions`` row when loaded.
+    """
+    life: list[tuple[AuditEvent, str | None]] = [
+        (RequestSubmitted(kind="transcription", priority=0, payload_digest=digest({})), None),
+        (StateChanged(from_state=None, to_state="pending", reason="submitted"), None),
+        (StateChanged(from_state="pending", to_state="running", step="requirements"), None),
+    ]
+    result: dict[str, Any] = {}
+    for step_index in itertools.count():
+        agent = AGENTS[step_index % len(AGENTS)]
+        name = f"{agent.split('.')[1]}{step_index}"
+        cycle: list[tuple[AuditEvent, str | None]] = [
+            (
+                AgentStarted(step=name, attempt=1, input_digest=digest(step_index), worker_id="w1"),
+                agent,
+            ),
+            (
+                AgentFailed(
+                    step=name,
+                    attempt=1,
+                    error_type="RetryableError",
+                    error="transient",
+                    retryable=True,
+                    duration_ms=12,
+                ),
+                agent,
+            ),
+            (
+                AgentRetryScheduled(
+                    step=name,
+                    next_attempt=2,
+                    not_before=START + timedelta(seconds=step_index),
+                    delay_seconds=0.5,
+                ),
+                agent,
+            ),
+            (
+                StateChanged(from_state="running", to_state="pending", step=name, reason="retry"),
+                None,
+            ),
+            (StateChanged(from_state="pending", to_state="running", step=name), None),
+            (
+                AgentStarted(step=name, attempt=2, input_digest=digest(step_index), worker_id="w1"),
+                agent,
+            ),
+            (
+                AgentSucceeded(
+                    step=name, attempt=2, output_digest=digest(_output(name)), duration_ms=40
+                ),
+                agent,
+            ),
+        ]
+        if len(life) + len(cycle) + 2 > per_request:
+            break
+        life += cycle
+        result[name] = _output(name)
+    while len(life) + 2 < per_request:
+        life.append(
+            (AgentStarted(step="extra", attempt=1, input_digest=digest(0), worker_id="w1"), None)
+        )
+    life += [
+        (StateChanged(from_state="running", to_state="completed", reason="all steps done"), None),
+        (RequestCompleted(steps=len(result), result_digest=digest(result)), None),
+    ]
+    return life
+
+
+def life_result(life: list[tuple[AuditEvent, str | None]]) -> dict[str, Any]:
+    """The ``requests.result`` a life's successes leave."""
+    return {e.step: _output(e.step) for e, _ in life if isinstance(e, AgentSucceeded)}
 
 
 _AUDIT_COLUMNS = COLUMNS
@@ -147,7 +177,7 @@ async def _insert_audit_rows(session: AsyncSession, rows: list[dict[str, Any]]) 
                 r["actor"],
                 r["agent_id"],
                 r["occurred_at"].astimezone(UTC).strftime("%Y-%m-%d %H:%M:%S.%f"),
-                json.dumps(r["event_data"]),
+                canonical_json_text(r["event_data"]),
                 r["prev_hash"],
                 r["hash"],
             )
@@ -163,7 +193,9 @@ async def _insert_audit_rows(session: AsyncSession, rows: list[dict[str, Any]]) 
     await driver.copy_records_to_table("audit_logs", records=records, columns=_AUDIT_COLUMNS)
 
 
-Batch = tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]
+Batch = tuple[
+    list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]
+]
 
 
 @dataclass
@@ -192,15 +224,17 @@ def build_dataset(
     pending: list[dict[str, Any]] = []
     requests: list[dict[str, Any]] = []
     recordings: list[dict[str, Any]] = []
+    transitions: list[dict[str, Any]] = []
     # Events are frozen models: build one request's life once and reuse it for every chain.
-    life = list(itertools.islice(_events(0), per_request))
+    life = _life(per_request)
+    result = life_result(life)
     with path.open("wb") as handle:
 
         def flush() -> None:
-            pickle.dump((list(requests), list(recordings), list(pending)), handle)
-            pending.clear()
-            requests.clear()
-            recordings.clear()
+            batch_rows = (list(requests), list(recordings), list(pending), list(transitions))
+            pickle.dump(batch_rows, handle)
+            for kept in (pending, requests, recordings, transitions):
+                kept.clear()
 
         for r in range(max(1, rows // per_request)):
             rid = uuid.uuid4()
@@ -214,6 +248,19 @@ def build_dataset(
                         event, actor=actor, occurred_at=moment, request_id=rid, agent_id=agent
                     )
                 )
+                if isinstance(event, StateChanged):
+                    transitions.append(
+                        {
+                            "id": uuid.uuid4(),
+                            "request_id": rid,
+                            "from_state": event.from_state,
+                            "to_state": event.to_state,
+                            "step": event.step,
+                            "actor": actor,
+                            "reason": event.reason,
+                            "created_at": moment,
+                        }
+                    )
                 out.rows += 1
                 if out.rows % system_every == 0:
                     access = AuditAccessed(action="query", filters={"n": out.rows}, row_count=10)
@@ -229,12 +276,14 @@ def build_dataset(
                     "state": "completed",
                     "priority": 0,
                     "submitted_by": actor,
-                    "payload_digest": _digest(r),
+                    "payload_digest": digest({}),
                     "payload": {},
+                    "result": result,
                     "audit_seq": head.seq,
                     "audit_head": head.hash,
                     "created_at": created,
-                    "updated_at": created,
+                    "updated_at": out.last,
+                    "completed_at": out.last,
                 }
             )
             if transcription:
@@ -259,7 +308,8 @@ def build_dataset(
     return Dataset(path, out, (system.seq, system.hash))
 
 
-def _batches(path: Path) -> Iterator[Batch]:
+def iter_batches(path: Path) -> Iterator[Batch]:
+    """The pickled batches of a dataset file, in order."""
     with path.open("rb") as handle:
         while True:
             try:
@@ -270,7 +320,7 @@ def _batches(path: Path) -> Iterator[Batch]:
 
 async def load_dataset(database: Database, dataset: Dataset) -> Generated:
     """Insert a dataset into a fresh migrated database (its system chain must be empty)."""
-    for requests, recordings, audit_rows in _batches(dataset.path):
+    for requests, recordings, audit_rows, transitions in iter_batches(dataset.path):
         async with database.session() as session:
             if requests:
                 await session.execute(insert(REQUESTS), requests)
@@ -278,6 +328,12 @@ async def load_dataset(database: Database, dataset: Dataset) -> Generated:
                 await session.execute(insert(RECORDINGS), recordings)
             if audit_rows:
                 await _insert_audit_rows(session, audit_rows)
+            if transitions:
+                connection = await session.connection()
+                statement = bulk.insert_statement(
+                    connection.dialect.name, TRANSITIONS, tuple(transitions[0])
+                )
+                await bulk.executemany(connection, statement, transitions)
     seq, head = dataset.system_head
     async with database.session() as session:
         updated = await session.execute(
@@ -343,20 +399,30 @@ async def run_engine_requests(
 #: Runs the CLI, then records the process's own peak RSS. ``VmHWM`` belongs to the address
 #: space exec() created, so unlike ``ru_maxrss`` it does not inherit the parent's size.
 _MEASURED_CLI = """
-import os, sys
+import os, resource, sys
 from app.cli import main
 try:
     main(sys.argv[1:])
 finally:
     with open("/proc/self/status") as status:
         peak = next(line for line in status if line.startswith("VmHWM:")).split()[1]
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     with open(os.environ["LEDGERFLOW_PEAK_FILE"], "w") as out:
-        out.write(peak)
+        out.write(f"{peak} {children}")
 """
 
 
 def run_cli_measured(args: Sequence[str], env: dict[str, str], folder: Path) -> tuple[int, float]:
     """Run ``ledgerflow ARGS`` in a process; return its exit code and peak RSS in MB."""
+    code, peak, _ = run_cli_measured_all(args, env, folder)
+    return code, peak
+
+
+def run_cli_measured_all(
+    args: Sequence[str], env: dict[str, str], folder: Path
+) -> tuple[int, float, float]:
+    """Like :func:`run_cli_measured`, also returning the largest child process's peak RSS
+    (MB; 0 when it started none), e.g. parallel verification's workers."""
     peak_file = folder / f"peak-{uuid.uuid4().hex[:8]}"
     result = subprocess.run(
         [sys.executable, "-c", _MEASURED_CLI, *args],
@@ -364,8 +430,8 @@ def run_cli_measured(args: Sequence[str], env: dict[str, str], folder: Path) -> 
         stdin=subprocess.DEVNULL,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
-        timeout=600,
+        timeout=1200,
     )
-    peak_kb = int(peak_file.read_text())
+    peak_kb, children_kb = (int(v) for v in peak_file.read_text().split())
     peak_file.unlink()
-    return result.returncode, peak_kb / 1024
+    return result.returncode, peak_kb / 1024, children_kb / 1024

@@ -16,6 +16,7 @@ from fhir.resources.R4B.auditevent import AuditEvent as FhirAuditEvent
 from fhir.resources.R4B.bundle import Bundle
 
 from app.audit import docs
+from app.audit.canonical import from_typed
 from app.audit.chain import SYSTEM_CHAIN, ChainHead
 from app.audit.events import (
     EVENT_TYPES,
@@ -53,9 +54,9 @@ from app.audit.events import (
 from app.audit.exceptions import BadExportFile, InvalidFilter
 from app.audit.export import read_csv, read_jsonl, render, write_export
 from app.audit.fhir import to_fhir
+from app.audit.offline import verify_rows_offline
 from app.audit.query import AuditFilter, decode_cursor, encode_cursor
 from app.audit.records import AuditRecord
-from app.audit.verify import verify_rows_offline
 
 T0 = datetime(2026, 11, 23, 9, 0, 0, 123456, tzinfo=UTC)
 DIGEST = "ab" * 32
@@ -187,7 +188,8 @@ def test_jsonl_and_csv_round_trip_typed_events_and_hashes(fmt: str) -> None:
     assert [r.hash for r in back] == [r.hash for r in original]
     assert all(r.hash_ok for r in back)
     assert back == original
-    report = verify_rows_offline([r.row() for r in back], reread=[r.row() for r in back])
+    rows = [from_typed(r.row()) for r in back]
+    report = verify_rows_offline(rows, reread=lambda: rows)
     assert report.ok, report.problems
 
 
@@ -306,7 +308,7 @@ def test_compliance_doc_is_generated_from_the_models() -> None:
 
 
 def test_queries_select_the_columns_records_unpack() -> None:
+    from app.audit.query import COLUMNS as SELECTED
     from app.audit.records import COLUMNS
-    from app.audit.verify import COLUMNS as SELECTED
 
     assert tuple(c.key for c in SELECTED) == COLUMNS

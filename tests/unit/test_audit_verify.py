@@ -7,9 +7,15 @@ import uuid
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from app.audit.canonical import RawRow, from_typed
 from app.audit.chain import ChainHead, row_hash
+from app.audit.checkpoint import Checkpoint, CheckpointSet, heads_digest
+from app.audit.diagnose import diagnose
 from app.audit.events import AgentStarted, StateChanged
-from app.audit.verify import Problem, diagnose, verify_rows, verify_rows_offline
+from app.audit.offline import verify_rows_offline
+from app.audit.problems import Problem
+from app.audit.scan import Anchor
+from app.audit.verify import verify_rows
 
 T0 = datetime(2026, 11, 23, 9, 0, tzinfo=UTC)
 
@@ -33,6 +39,26 @@ def chain(n: int = 8, key: str | None = None) -> tuple[str, list[dict[str, Any]]
 
 def kinds(problems: list[Problem]) -> list[tuple[str, uuid.UUID | None]]:
     return [(p.kind, p.row_id) for p in problems]
+
+
+def raw(rows: list[dict[str, Any]]) -> list[RawRow]:
+    return [from_typed(r) for r in rows]
+
+
+def checkpoint_of(heads: dict[str, tuple[int, str]]) -> CheckpointSet:
+    """A first (full) checkpoint of ``heads``, as a file would carry it."""
+    draft = Checkpoint(
+        id=uuid.uuid4(),
+        seq=1,
+        created_at=T0,
+        created_by="test",
+        chain_count=len(heads),
+        heads_digest=heads_digest(heads),
+        heads=heads,
+        digest="0" * 64,
+    )
+    made = draft.model_copy(update={"digest": draft.computed_digest()})
+    return CheckpointSet([made], heads, "test")
 
 
 def test_an_intact_chain_has_no_problems() -> None:
@@ -132,29 +158,45 @@ def test_rows_with_no_head_are_an_inserted_chain() -> None:
 
 def test_a_checkpointed_head_must_still_be_there() -> None:
     key, rows, head = chain()
-    anchor = (rows[5]["seq"], rows[5]["hash"])
-    assert diagnose(key, rows, (head.seq, head.hash), anchor=anchor) == []
+    anchor = Anchor(rows[5]["seq"], rows[5]["hash"], "checkpoint #1")
+    assert diagnose(key, rows, (head.seq, head.hash), anchors=[anchor]) == []
     truncated = rows[:4]
     rewritten_head = (truncated[-1]["seq"], truncated[-1]["hash"])
-    [problem] = diagnose(key, truncated, rewritten_head, anchor=anchor)
-    assert problem.kind == "deleted" and "checkpointed row at seq 6" in problem.detail
+    [problem] = diagnose(key, truncated, rewritten_head, anchors=[anchor])
+    assert problem.kind == "deleted"
+    assert "the head checkpoint #1 recorded (seq 6) is gone" in problem.detail
 
 
 def test_offline_rows_in_any_order_verify_and_gaps_are_found() -> None:
     chains = [chain() for _ in range(5)]
     rows = [r for _, rs, _ in chains for r in rs]
     random.Random(4).shuffle(rows)
-    report = verify_rows_offline(rows, reread=rows)
+    report = verify_rows_offline(raw(rows), reread=lambda: raw(rows))
     assert report.ok and report.rows == 40 and report.chains == 5
 
     victim = chains[2][1][3]
-    kept = [r for r in rows if r is not victim]
-    report = verify_rows_offline(kept, reread=kept)
+    kept = raw([r for r in rows if r is not victim])
+    report = verify_rows_offline(kept, reread=lambda: kept)
     assert kinds(report.problems) == [("deleted", chains[2][1][4]["id"])]
 
 
 def test_offline_with_anchors_detects_a_cut_tail() -> None:
     key, rows, head = chain()
-    report = verify_rows_offline(rows[:-2], {key: (head.seq, head.hash)}, reread=rows[:-2])
+    cut = raw(rows[:-2])
+    report = verify_rows_offline(
+        cut, checkpoint_of({key: (head.seq, head.hash)}), reread=lambda: cut
+    )
     [problem] = report.problems
     assert problem.kind == "deleted" and f"seq {head.seq}" in problem.detail
+
+
+def test_offline_is_strict_about_a_checkpointed_chain_missing_from_the_file() -> None:
+    (key, rows, head), (other, _, other_head) = chain(), chain()
+    checkpoint = checkpoint_of(
+        {key: (head.seq, head.hash), other: (other_head.seq, other_head.hash)}
+    )
+    report = verify_rows_offline(raw(rows), checkpoint, reread=lambda: raw(rows))
+    assert [(p.kind, p.chain_key) for p in report.problems] == [("chain_missing", other)]
+    partial = verify_rows_offline(raw(rows), checkpoint, reread=lambda: raw(rows), partial=True)
+    assert partial.ok
+    assert any("not checked (--partial): 1 chain(s)" in n and other in n for n in partial.notes)

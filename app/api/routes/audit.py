@@ -1,4 +1,4 @@
-"""``/v1/audit-logs``, ``/v1/requests/{id}/audit-trail``, ``/v1/audit/verify|checkpoints``.
+"""``/v1/audit-logs``, ``/v1/requests/{id}/audit-trail``, ``/v1/audit/verify|checkpoints|status``.
 
 Auditors (and admins) only; every call is itself recorded by :class:`AuditAccess` as the
 calling client. The same filters and formats as ``ledgerflow audit query|export``.
@@ -19,14 +19,16 @@ from app.api.problems import ERROR_RESPONSES, ApiError
 from app.api.schemas import (
     AuditLogPage,
     AuditRecordPublic,
+    AuditStatusPublic,
     CheckpointBody,
     CheckpointPublic,
     VerifyBody,
     VerifyReport,
 )
 from app.audit import AuditAccess, AuditFilter, AuditRecord, InvalidFilter, render
-from app.audit.checkpoint import configured_hmac_key
+from app.audit.checkpoint import Checkpoint, configured_hmac_key, stored_checkpoints
 from app.audit.query import MAX_PAGE
+from app.audit.status import last_verify
 from app.audit.streaming import stream_export
 from app.orchestrator.exceptions import NotFound
 
@@ -147,19 +149,29 @@ async def audit_trail(
 async def audit_verify(
     principal: AuditorDep, services: ServicesDep, body: VerifyBody | None = None
 ) -> VerifyReport:
-    """Re-compute every hash chain (or one request's), optionally against a checkpoint."""
+    """Verify the ledger (or one request's chain): the chains held to the newest stored
+    checkpoint (reported in ``checkpoint``), the checkpoints themselves, the chain registry
+    and the tables beside the chains. ``ok`` is false when anything is wrong."""
     body = body or VerifyBody()
     report = await AuditAccess(services.database, principal.name).verify(
         body.request_id,
         body.checkpoint.lower() if body.checkpoint else None,
         hmac_key=configured_hmac_key(),
+        allow_unsigned=body.allow_unsigned,
     )
-    return VerifyReport(
-        ok=report.ok,
-        rows=report.rows,
-        chains=report.chains,
-        problems=[p.to_json() for p in report.problems],
-        notes=report.notes,
+    data = report.to_json()
+    return VerifyReport.model_validate(data)
+
+
+def _checkpoint_public(made: Checkpoint) -> CheckpointPublic:
+    return CheckpointPublic(
+        seq=made.seq or 0,
+        digest=made.digest,
+        prev_digest=made.prev_digest,
+        created_at=made.created_at,
+        created_by=made.created_by,
+        chains=made.chain_count if made.chain_count is not None else len(made.heads),
+        signature=made.signature,
     )
 
 
@@ -167,13 +179,34 @@ async def audit_verify(
 async def audit_checkpoint(
     principal: AuditorDep, services: ServicesDep, body: CheckpointBody | None = None
 ) -> CheckpointPublic:
-    """Record a digest over every chain head; keep the digest outside the database."""
+    """Record the next checkpoint (chained to the one before); keep its digest outside
+    the database."""
     key = configured_hmac_key() if (body is None or body.sign) else None
     made = await AuditAccess(services.database, principal.name).checkpoint(key)
-    return CheckpointPublic(
-        digest=made.digest,
-        created_at=made.created_at,
-        created_by=made.created_by,
-        chains=len(made.heads),
-        signature=made.signature,
+    return _checkpoint_public(made)
+
+
+@router.get("/audit/checkpoints")
+async def audit_checkpoints(
+    principal: AuditorDep,
+    services: ServicesDep,
+    limit: Annotated[int, Query(ge=1, le=1000)] = 100,
+) -> list[CheckpointPublic]:
+    """Stored checkpoints, newest first: each links to the one before by ``prev_digest``."""
+    async with services.database.read_session() as session:
+        stored = await stored_checkpoints(session)
+    return [_checkpoint_public(c) for c in reversed(stored[-limit:])]
+
+
+@router.get("/audit/status")
+async def audit_status_route(principal: AuditorDep, services: ServicesDep) -> AuditStatusPublic:
+    """The newest checkpoint and whether the last full verification passed (and when)."""
+    async with services.database.read_session() as session:
+        stored = await stored_checkpoints(session)
+        verify = await last_verify(session)
+    return AuditStatusPublic(
+        last_checkpoint=_checkpoint_public(stored[-1]) if stored else None,
+        last_verify_at=verify.occurred_at if verify else None,
+        last_verify_by=verify.actor if verify else None,
+        last_verify_ok=verify.ok if verify else None,
     )

@@ -1,0 +1,133 @@
+"""The fast canonical form of raw rows is exactly what ``row_hash`` hashes, for any content."""
+
+from __future__ import annotations
+
+import hashlib
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import pytest
+
+from app.audit.canonical import (
+    canonical_text,
+    from_sqlite,
+    from_typed,
+    hash_ok,
+    hyphenated,
+    sqlite_time,
+    typed_row,
+)
+from app.audit.chain import ChainHead, canonical_json, row_hash
+from app.audit.events import AgentFailed, AuditAccessed, StateChanged
+from app.audit.reader import _successor, partitions
+
+T0 = datetime(2026, 11, 23, 9, 0, 0, 123456, tzinfo=UTC)
+#: Characters JSON must escape (or must not), and ones that look like structure.
+AWKWARD = ['"', "\\", "\n", "\u2028", "é", "{", ",", ":", '","actor":"x', "\x00", "💊"]
+
+
+def _rows(count: int = 40) -> list[dict[str, Any]]:
+    rng = random.Random(11)
+    rid = uuid.uuid4()
+    head = ChainHead(str(rid))
+    rows = []
+    for i in range(count):
+        text = "".join(rng.choice(AWKWARD) for _ in range(rng.randint(0, 6)))
+        event = (
+            AgentFailed(
+                step=text or "s",
+                attempt=i,
+                error_type="E",
+                error=text,
+                retryable=bool(i % 2),
+                duration_ms=i,
+            )
+            if i % 3 == 0
+            else AuditAccessed(action="query", filters={text: [i, 1.5, None]}, row_count=i)
+            if i % 3 == 1
+            else StateChanged(from_state=None, to_state="pending", reason=text or None)
+        )
+        rows.append(
+            head.append(
+                event,
+                actor=f"actor{text}",
+                occurred_at=T0 + timedelta(microseconds=i),
+                request_id=rid if i % 4 else None,
+                agent_id=text or None,
+            )
+        )
+    return rows
+
+
+def test_spliced_canonical_form_is_the_definitions_byte_for_byte() -> None:
+    for row in _rows():
+        raw = from_typed(row)
+        canonical = {k: v for k, v in row.items() if k != "hash"}
+        canonical["id"], canonical["occurred_at"] = str(row["id"]), raw[8]
+        canonical["request_id"] = str(row["request_id"]) if row["request_id"] else None
+        assert canonical_text(raw, raw[9]).encode() == canonical_json(canonical)
+        assert hashlib.sha256(canonical_text(raw, raw[9]).encode()).hexdigest() == row["hash"]
+        assert hash_ok(raw) and hash_ok(raw, stored_is_canonical=False)
+        assert row_hash(typed_row(raw)) == row["hash"]
+
+
+def test_sqlite_storage_forms_are_reshaped_and_other_forms_fall_back_to_the_definition() -> None:
+    row = _rows(1)[0]
+    raw = from_typed(row)
+    stored = (
+        uuid.UUID(raw[0]).hex,
+        *raw[1:3],
+        None if raw[3] is None else uuid.UUID(raw[3]).hex,
+        *raw[4:8],
+        row["occurred_at"].isoformat(" ", "microseconds")[:-6],
+        *raw[9:],
+    )
+    assert from_sqlite(stored) == raw
+    # JSON stored in another (non-canonical) form, an upper-case id: still the same row.
+    recoded = (raw[0].upper(), *raw[1:9], '{ "to_state" : "pending" }', *raw[10:])
+    assert not hash_ok(recoded)  # different content (event_data) is different
+    spaced = (raw[0].upper(), *raw[1:9], " " + raw[9], *raw[10:])
+    assert hash_ok(spaced)
+
+
+@pytest.mark.parametrize(
+    "change",
+    [
+        {"seq": 2},
+        {"seq": 1.0},
+        {"seq": "1"},
+        {"actor": "someone else"},
+        {"event_data": '{"from_state":null,"reason":null,"step":null,"to_state":"failed"}'},
+        {"prev_hash": "f" * 64},
+    ],
+)
+def test_any_change_fails_the_hash(change: dict[str, Any]) -> None:
+    row = _rows(3)[2]
+    raw = list(from_typed(row))
+    names = ["id", "chain_key", "seq", "request_id", "event_type", "severity", "actor"]
+    names += ["agent_id", "occurred_at", "event_data", "prev_hash", "hash"]
+    for key, value in change.items():
+        raw[names.index(key)] = value
+    assert not hash_ok(tuple(raw))
+
+
+def test_storage_helpers_leave_other_values_alone() -> None:
+    assert hyphenated("x" * 31) == "x" * 31 and hyphenated(None) is None
+    assert sqlite_time("2026-11-23T09:00:00Z") == "2026-11-23T09:00:00Z"
+
+
+def test_partitions_cover_every_hex_key_once_and_leave_the_rest() -> None:
+    assert _successor("3") == "4" and _successor("9") == "a" and _successor("3f") == "4"
+    assert _successor("f") is None and _successor("ff") is None
+    assert [p.prefix for p in partitions(10)] == list("0123456789abcdef")
+    assert len(partitions(1_000_000)) == 256
+    for key in ("00000000-0000", "9fffffff", "a0000000", "ffffffff-ffff", str(uuid.uuid4())):
+        owners = [
+            p
+            for p in partitions(10)
+            if p.prefix is not None and key >= p.prefix and key < (_successor(p.prefix) or "g")
+        ]
+        assert len(owners) == 1
+    assert all(not ("system" < (_successor(p.prefix or "") or "g")) for p in partitions(10))
