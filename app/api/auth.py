@@ -4,8 +4,9 @@ Each protected route declares the roles it admits with ``Depends(allow(...))``; 
 is always admitted. A call without a valid key gets 401, a valid key with the wrong role
 (or a submitter reaching for someone else's request) gets 403, and every refusal appends
 an ``access_denied`` event to the system chain (refused reads of the audit trail also an
-``audit_accessed`` event with ``denied: true``) before the answer goes out. If that
-record cannot be written the call fails with 503: a refusal is never left unrecorded.
+``audit_accessed`` event with ``denied: true``) before the answer goes out, batched with
+other refusals (:mod:`app.audit.denials`: no per-call lock on the system chain's head). If
+that record cannot be written the call fails with 503: a refusal is never left unrecorded.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from app.api.deps import services_of
 from app.api.problems import ApiError
-from app.audit.denials import Denial
+from app.audit.denials import Denial, DenialLogFull
 from app.audit.denials import record_denial as record_denial_event
 from app.auth import Principal, Role, check_key
 
@@ -58,7 +59,8 @@ async def record_denial(
     role: Role | None,
     prefix: str | None,
 ) -> None:
-    """Append the refusal to the system chain (one transaction)."""
+    """Record the refusal on the system chain, batched with others (:mod:`app.audit.denials`);
+    returns once it is committed, or answers 503 when it cannot be."""
     route = route_template(request)
     denial = Denial(
         actor=actor,
@@ -71,7 +73,23 @@ async def record_denial(
         key_prefix=prefix,
         audit_action=AUDIT_ACTIONS.get(route),
     )
-    await record_denial_event(services_of(request).database, denial)
+    try:
+        await record_denial_event(services_of(request).database, denial)
+    except DenialLogFull as exc:
+        raise ApiError(
+            503,
+            "denial_log_full",
+            f"{exc.message} (your call was refused: {reason})",
+            headers={"Retry-After": "1"},
+        ) from exc
+    except Exception as exc:
+        # Never answer a refusal that is not on the record (the denial log logged why).
+        raise ApiError(
+            503,
+            "denial_not_recorded",
+            f"the refusal could not be recorded; retry later (your call was refused: {reason})",
+            headers={"Retry-After": "5"},
+        ) from exc
     log.warning(
         "access_denied", actor=actor, route=route, method=request.method, status=status, why=reason
     )
