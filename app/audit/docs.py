@@ -16,6 +16,7 @@ import typing
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel
 from pydantic.fields import FieldInfo
 
 from app.audit.events import EVENT_TYPES, AuditEvent
@@ -74,6 +75,10 @@ def _type_name(annotation: Any) -> str:
     if annotation is datetime:
         return "UTC timestamp"
     if origin is dict:
+        return "object"
+    if origin is list:
+        return f"array of {_type_name(args[0])}"
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
         return "object"
     if isinstance(annotation, type):
         return {"str": "string", "int": "integer", "float": "number", "bool": "boolean"}.get(
@@ -193,6 +198,11 @@ Plain `verify` checks everything it can without being told:
   or a row changed with every later hash recomputed, is found. With `AUDIT_HMAC_KEY` set,
   that checkpoint must be signed with it (`--allow-unsigned` turns an unsigned one into a
   note). The report says which checkpoint it used;
+* **the chain registry**: every request chain's creation and end is itself on the record
+  (see below), so a whole request erased — its `requests` row, its chain and its other
+  rows — is named (`chain_missing`, `request_missing`), as is a request or chain the
+  registry never recorded (`unregistered`) and a finished chain cut back before its
+  registered terminal head (`deleted`), without any checkpoint;
 * **the tables beside the chains**: each `state_transitions` row against exactly one
   `state_changed` event (every column), `requests.state` against the last `state_changed`,
   `requests.payload` and `payload_digest` against `request_submitted`'s digest,
@@ -225,6 +235,19 @@ naming the problem and exits 2.
 
 On PostgreSQL a large ledger is verified by several processes sharing one snapshot
 (`pg_export_snapshot`), partitioned by the leading hex digits of the request ids.
+
+## Chain registry
+
+Every batch of state changes that creates request chains (a submit) or ends them (a
+transition into `completed`, `failed` or `cancelled`) appends, in the same transaction, one
+`chains_registered` event to a registry chain: the ids of the chains created, and for each
+request that ended its terminal head (`seq`, `hash`) and state. There are 16 registry
+chains (`registry-0` … `registry-f`, heads in `audit_chains`); a batch takes whichever is
+free, so concurrent commits of several worker processes never queue on one row. Registry
+chains are hash chains like the others, covered by verification and by every checkpoint.
+Nothing appends to a request's own chain after it ends (later events about it, such as
+retention purges, go to the system chain), and a chain must always contain its registered
+terminal head.
 
 ## Checkpoint
 
@@ -302,7 +325,7 @@ VIEWS: tuple[tuple[str, str, str], ...] = (
     (
         "audit_chain_heads_v",
         "chain",
-        "chain_key, chain_kind (request or system), seq, head_hash, updated_at",
+        "chain_key, chain_kind (request, system or registry), seq, head_hash, updated_at",
     ),
     (
         "audit_access_v",

@@ -374,6 +374,36 @@ class SessionEnded(AuditEvent):
     )
 
 
+class RegisteredEnd(BaseModel):
+    """Where a request chain ended: its terminal head and the state it ended in."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    request_id: str = Field(description="the request whose chain ended")
+    seq: int = Field(description="`seq` of the chain's last row when the request ended")
+    hash: str = Field(description="`hash` of that row: the chain must always contain it")
+    state: str = Field(description="the terminal state (`completed`, `failed`, `cancelled`)")
+
+
+class ChainsRegistered(AuditEvent):
+    """The chain registry recorded request chains created and ended (one row per batch).
+
+    On a ``registry-*`` chain, never a request's: ``audit verify`` names a registered chain
+    that is gone, a request or chain the registry never recorded, and a chain cut back
+    before its registered terminal head.
+    """
+
+    event_type: Literal["chains_registered"] = "chains_registered"
+    opened: list[str] = Field(
+        default_factory=list, description="ids of the requests whose chains were created"
+    )
+    closed: list[RegisteredEnd] = Field(
+        default_factory=list,
+        description="requests that ended: `{request_id, seq, hash, state}` of each chain's "
+        "terminal head",
+    )
+
+
 AnyEvent = Annotated[
     RequestSubmitted
     | StateChanged
@@ -396,6 +426,7 @@ AnyEvent = Annotated[
     | LegalHoldPlaced
     | LegalHoldReleased
     | DataPurged
+    | ChainsRegistered
     | PhiAccessed
     | TranscriptCorrected
     | DataAccessed

@@ -56,6 +56,7 @@ _ACTION_BY_EVENT = {
     "step_recovered": "E",
     "stale_result_discarded": "E",
     "data_purged": "D",
+    "chains_registered": "C",
     "files_removed": "D",
     "access_denied": "E",
     "phi_accessed": "R",

@@ -5,10 +5,12 @@ approve, resolve) all write through :func:`write_changes`, so there is one mecha
 trust. The changes themselves are built, without I/O, by :mod:`app.orchestrator.transitions`.
 
 Lock order (PostgreSQL; SQLite has one writer): request rows by id, then gates (approvals,
-escalations), then chain heads of other chains. Every writer takes row locks in that order
-— the batch UPDATE sorts its rows by id, and a decision locks its request before its gate —
-so two writers never wait on each other in a cycle; a deadlock that still happens (another
-tool's transaction) is retried whole (``DatabaseConflict``).
+escalations), then chain heads of other chains (a chain-registry head, taken last by
+:func:`write_changes` and skipped when locked, or the system chain's). Every writer takes
+row locks in that order — the batch UPDATE sorts its rows by id, and a decision locks its
+request before its gate — so two writers never wait on each other in a cycle; a deadlock
+that still happens (another tool's transaction) is retried whole (``DatabaseConflict``).
+A batch's refill claims come after the registry head but never wait (``SKIP LOCKED``).
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ from sqlalchemy import Table, and_, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.agents.base import DomainWrite
+from app.audit.registry import register
 from app.database import bulk
 from app.database.models import (
     AgentExecution,
@@ -68,8 +71,10 @@ async def write_changes(session: AsyncSession, changes: Sequence[Change]) -> set
     (VALUES ...) RETURNING id`` guarded by ``id AND version`` (primary key) per set of
     changed columns (usually one); the record rows (SQLite: one executemany INSERT per
     table; PostgreSQL: one statement of ``unnest`` INSERTs for all tables); then gate
-    decisions and domain writes when there are any. Changes whose request was written by
-    someone else since their snapshot (version moved on) write nothing.
+    decisions and domain writes when there are any; then, when the batch creates or ends
+    request chains, its chain-registry entry (:func:`app.audit.registry.register`: a
+    locking read of a free registry head, an INSERT, an UPDATE). Changes whose request was
+    written by someone else since their snapshot (version moved on) write nothing.
     """
     if not changes:
         return set()
@@ -87,6 +92,15 @@ async def write_changes(session: AsyncSession, changes: Sequence[Change]) -> set
     domain = [write for change in kept for write in change.domain]
     if domain:
         await _apply_domain_writes(session, domain)
+    if kept:
+        # Chains opened and ended are on the record; the registry head is the last lock.
+        await register(
+            connection,
+            [row for change in kept for row in change.transitions],
+            [row for change in kept for row in change.audit],
+            actor=kept[0].actor,
+            now=max(change.now for change in kept),
+        )
     return passed
 
 

@@ -33,11 +33,14 @@ from app.audit.events import (
     AgentSucceeded,
     AuditAccessed,
     AuditEvent,
+    ChainsRegistered,
+    RegisteredEnd,
     RequestCompleted,
     RequestSubmitted,
     StateChanged,
 )
 from app.audit.records import COLUMNS
+from app.audit.registry import REGISTRY_CHAINS
 from app.config import Settings
 from app.database import Database, bulk
 from app.database.models import AuditChain, Recording, Request, StateTransition
@@ -205,6 +208,8 @@ class Dataset:
     path: Path
     info: Generated
     system_head: tuple[int, str]
+    #: The head of ``registry-0``, where every generated request is registered.
+    registry_head: tuple[int, str] = (0, "")
 
 
 def build_dataset(
@@ -220,6 +225,7 @@ def build_dataset(
     system-chain ``audit_accessed`` row per ``system_every`` rows, for a fresh database."""
     out = Generated()
     system = ChainHead(SYSTEM_CHAIN)
+    registry = ChainHead(REGISTRY_CHAINS[0])
     clock = itertools.count()
     pending: list[dict[str, Any]] = []
     requests: list[dict[str, Any]] = []
@@ -231,6 +237,21 @@ def build_dataset(
     with path.open("wb") as handle:
 
         def flush() -> None:
+            if requests:  # one registry entry per batch, as the write path makes them
+                entry = ChainsRegistered(
+                    opened=[str(r["id"]) for r in requests],
+                    closed=[
+                        RegisteredEnd(
+                            request_id=str(r["id"]),
+                            seq=r["audit_seq"],
+                            hash=r["audit_head"],
+                            state=r["state"],
+                        )
+                        for r in requests
+                    ],
+                )
+                pending.append(dict(registry.append(entry, actor="bench", occurred_at=out.last)))
+                out.rows += 1
             batch_rows = (list(requests), list(recordings), list(pending), list(transitions))
             pickle.dump(batch_rows, handle)
             for kept in (pending, requests, recordings, transitions):
@@ -244,8 +265,10 @@ def build_dataset(
             for event, agent in life:
                 moment = START + timedelta(milliseconds=next(clock))
                 pending.append(
-                    head.append(
-                        event, actor=actor, occurred_at=moment, request_id=rid, agent_id=agent
+                    dict(
+                        head.append(
+                            event, actor=actor, occurred_at=moment, request_id=rid, agent_id=agent
+                        )
                     )
                 )
                 if isinstance(event, StateChanged):
@@ -264,7 +287,9 @@ def build_dataset(
                 out.rows += 1
                 if out.rows % system_every == 0:
                     access = AuditAccessed(action="query", filters={"n": out.rows}, row_count=10)
-                    pending.append(system.append(access, actor="dr-audit", occurred_at=moment))
+                    pending.append(
+                        dict(system.append(access, actor="dr-audit", occurred_at=moment))
+                    )
                     out.rows += 1
                     out.system_rows += 1
                 out.last = moment
@@ -305,7 +330,7 @@ def build_dataset(
             if len(pending) >= batch:
                 flush()
         flush()
-    return Dataset(path, out, (system.seq, system.hash))
+    return Dataset(path, out, (system.seq, system.hash), (registry.seq, registry.hash))
 
 
 def iter_batches(path: Path) -> Iterator[Batch]:
@@ -334,14 +359,17 @@ async def load_dataset(database: Database, dataset: Dataset) -> Generated:
                     connection.dialect.name, TRANSITIONS, tuple(transitions[0])
                 )
                 await bulk.executemany(connection, statement, transitions)
-    seq, head = dataset.system_head
     async with database.session() as session:
-        updated = await session.execute(
-            update(AuditChain)
-            .where(AuditChain.chain_key == SYSTEM_CHAIN, AuditChain.seq == 0)
-            .values(seq=seq, head_hash=head, updated_at=dataset.info.last)
-        )
-        assert updated.rowcount == 1, "load_dataset needs a fresh database"  # type: ignore[attr-defined]
+        for key, (seq, head) in (
+            (SYSTEM_CHAIN, dataset.system_head),
+            (REGISTRY_CHAINS[0], dataset.registry_head),
+        ):
+            updated = await session.execute(
+                update(AuditChain)
+                .where(AuditChain.chain_key == key, AuditChain.seq == 0)
+                .values(seq=seq, head_hash=head, updated_at=dataset.info.last)
+            )
+            assert updated.rowcount == 1, "load_dataset needs a fresh database"  # type: ignore[attr-defined]
     return dataset.info
 
 

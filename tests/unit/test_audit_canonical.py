@@ -131,3 +131,31 @@ def test_partitions_cover_every_hex_key_once_and_leave_the_rest() -> None:
         ]
         assert len(owners) == 1
     assert all(not ("system" < (_successor(p.prefix or "") or "g")) for p in partitions(10))
+
+
+def test_a_batch_registers_chains_opened_and_their_terminal_heads() -> None:
+    from app.audit.registry import entry_for
+
+    a, b, c = (uuid.uuid4() for _ in range(3))
+    transitions = [
+        {"request_id": a, "from_state": None, "to_state": "pending"},
+        {"request_id": b, "from_state": "running", "to_state": "completed"},
+        {"request_id": c, "from_state": "running", "to_state": "pending"},
+    ]
+    audit = [
+        {"chain_key": str(b), "seq": 7, "hash": "7" * 64},
+        {"chain_key": str(b), "seq": 8, "hash": "8" * 64},
+        {"chain_key": str(a), "seq": 2, "hash": "2" * 64},
+    ]
+    entry = entry_for(transitions, audit)
+    assert entry is not None and entry.opened == [str(a)]
+    [end] = entry.closed
+    assert (end.request_id, end.seq, end.hash, end.state) == (str(b), 8, "8" * 64, "completed")
+    assert entry_for(transitions[2:], audit) is None
+
+
+def test_the_registry_knows_the_orchestrators_terminal_states() -> None:
+    from app.audit.registry import TERMINAL_STATES
+    from app.orchestrator.states import TERMINAL
+
+    assert TERMINAL_STATES == {str(s) for s in TERMINAL}

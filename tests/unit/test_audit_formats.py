@@ -32,6 +32,7 @@ from app.audit.events import (
     AuditEvent,
     CallbackFailed,
     CallbackSent,
+    ChainsRegistered,
     DataAccessed,
     DataPurged,
     EscalationOpened,
@@ -40,6 +41,7 @@ from app.audit.events import (
     LegalHoldPlaced,
     LegalHoldReleased,
     PhiAccessed,
+    RegisteredEnd,
     RequestCancelled,
     RequestCompleted,
     RequestFailed,
@@ -142,6 +144,10 @@ SAMPLES: list[AuditEvent] = [
     ),
     SessionStarted(session_id=str(uuid.uuid4()), role="reviewer", key_prefix="lf_0123abcd"),
     SessionEnded(session_id=str(uuid.uuid4()), reason="idle"),
+    ChainsRegistered(
+        opened=[str(uuid.uuid4())],
+        closed=[RegisteredEnd(request_id=str(uuid.uuid4()), seq=9, hash=DIGEST, state="completed")],
+    ),
 ]
 
 
