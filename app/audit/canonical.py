@@ -86,41 +86,30 @@ def _sha(text: str) -> str:
     return hashlib.sha256(text.encode()).hexdigest()
 
 
-def _spliceable(row: RawRow) -> bool:
-    # Text everywhere the splice expects it, and an int seq (a float or text seq must go
-    # through the definition, which prints it its own way).
-    return (
-        type(row[SEQ]) is int
-        and isinstance(row[ID], str)
-        and isinstance(row[OCCURRED_AT], str)
-        and isinstance(row[EVENT_DATA], str)
-        and isinstance(row[PREV_HASH], str)
-        and isinstance(row[ACTOR], str)
-        and isinstance(row[CHAIN_KEY], str)
-        and isinstance(row[EVENT_TYPE], str)
-        and isinstance(row[SEVERITY], str)
-        and (row[AGENT_ID] is None or isinstance(row[AGENT_ID], str))
-        and (row[REQUEST_ID] is None or isinstance(row[REQUEST_ID], str))
-    )
+def _spliced_ok(row: RawRow, stored_is_canonical: bool) -> bool:
+    expected = row[HASH]
+    text = row[EVENT_DATA]
+    if type(row[SEQ]) is not int or type(text) is not str:
+        return False
+    try:
+        if stored_is_canonical and _sha(canonical_text(row, text)) == expected:
+            return True
+        recoded = canonical_json(json.loads(text)).decode()
+        return bool(_sha(canonical_text(row, recoded)) == expected)
+    except (TypeError, ValueError):
+        return False  # not text where text belongs, or not JSON: the definition decides
 
 
 def hash_ok(row: RawRow, *, stored_is_canonical: bool = True) -> bool:
     """True when the row's content hashes to its ``hash`` (see the module docstring).
 
     ``stored_is_canonical=False`` skips the first try (PostgreSQL's JSONB text never is).
+    A value of another type than the splice expects (a tampered ``seq`` stored as text, a
+    number where text belongs) goes straight to the definition.
     """
-    expected = row[HASH]
-    if _spliceable(row):
-        text = row[EVENT_DATA]
-        if stored_is_canonical and _sha(canonical_text(row, text)) == expected:
-            return True
-        try:
-            recoded = canonical_json(json.loads(text)).decode()
-        except ValueError:
-            return False
-        if _sha(canonical_text(row, recoded)) == expected:
-            return True
-    return bool(row_hash(typed_row(row)) == expected)
+    if _spliced_ok(row, stored_is_canonical):
+        return True
+    return bool(row_hash(typed_row(row)) == row[HASH])
 
 
 def _uuid(value: Any) -> Any:
@@ -143,14 +132,19 @@ def parse_time(value: Any) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
+def _json_value(value: Any) -> Any:
+    """Stored JSON text as its value; text that is not JSON stays text (it cannot hash to
+    what was written, so its row reads as modified)."""
+    if not isinstance(value, str):
+        return value
+    try:
+        return json.loads(value)
+    except ValueError:
+        return value
+
+
 def typed_row(row: RawRow) -> dict[str, Any]:
     """A raw row as the column → value mapping :func:`row_hash` and diagnosis read."""
-    data: Any = row[EVENT_DATA]
-    if isinstance(data, str):
-        try:
-            data = json.loads(data)
-        except ValueError:
-            pass  # kept as text: it cannot hash to what was written, so it reads as modified
     return {
         "id": _uuid(row[ID]),
         "chain_key": row[CHAIN_KEY],
@@ -161,42 +155,10 @@ def typed_row(row: RawRow) -> dict[str, Any]:
         "actor": row[ACTOR],
         "agent_id": row[AGENT_ID],
         "occurred_at": parse_time(row[OCCURRED_AT]),
-        "event_data": data,
+        "event_data": _json_value(row[EVENT_DATA]),
         "prev_hash": row[PREV_HASH],
         "hash": row[HASH],
     }
-
-
-def hyphenated(value: Any) -> Any:
-    """SQLite's 32-hex-digit UUID text as the canonical hyphenated form (else unchanged)."""
-    if isinstance(value, str) and len(value) == 32:
-        return f"{value[:8]}-{value[8:12]}-{value[12:16]}-{value[16:20]}-{value[20:]}"
-    return value
-
-
-def sqlite_time(value: Any) -> Any:
-    """SQLite's ``YYYY-MM-DD HH:MM:SS.ffffff`` as the canonical ``...THH:MM:SS.ffffffZ``."""
-    if isinstance(value, str) and len(value) == 26 and value[10] == " ":
-        return value[:10] + "T" + value[11:] + "Z"
-    return value
-
-
-def from_sqlite(row: tuple[Any, ...]) -> RawRow:
-    """A row as SQLite's driver returns it, in :data:`RAW_COLUMNS` order, made raw-canonical."""
-    return (
-        hyphenated(row[0]),
-        row[1],
-        row[2],
-        hyphenated(row[3]),
-        row[4],
-        row[5],
-        row[6],
-        row[7],
-        sqlite_time(row[8]),
-        row[9],
-        row[10],
-        row[11],
-    )
 
 
 def from_json(data: dict[str, Any]) -> RawRow:

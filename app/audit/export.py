@@ -142,7 +142,15 @@ RAW_FORMATS = ("json", "jsonl", "csv")
 
 
 def canonical_event_data(text: str) -> str:
-    """Stored ``event_data`` text in the canonical form exports carry."""
+    """Stored ``event_data`` text in the canonical form exports carry.
+
+    ledgerflow stores canonical text (no whitespace between tokens); text in the form of
+    ``json.dumps`` or ``jsonb`` (rows stored before that, which always hold ``": "``) is
+    re-encoded. Canonical text holding ``": "`` inside a string is re-encoded too, to the
+    same text.
+    """
+    if ": " not in text:
+        return text
     return canonical_json(json.loads(text)).decode()
 
 

@@ -19,13 +19,25 @@ from datetime import UTC, date, datetime
 from typing import Any, get_args
 
 from pydantic import BaseModel, ConfigDict, ValidationError, field_validator, model_validator
-from sqlalchemy import ColumnElement, Select, String, Text, cast, func, select, tuple_, type_coerce
+from sqlalchemy import (
+    ColumnElement,
+    Integer,
+    Select,
+    String,
+    Text,
+    cast,
+    literal_column,
+    select,
+    tuple_,
+    type_coerce,
+)
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.canonical import RawRow, from_sqlite
+from app.audit.canonical import RawRow
 from app.audit.chain import digest, format_timestamp
 from app.audit.events import EVENT_TYPES, Severity
 from app.audit.exceptions import InvalidFilter
+from app.audit.reader import postgres_time, sqlite_time, sqlite_uuid
 from app.audit.records import AuditRecord
 from app.database import Database
 from app.database.models import AuditLog, Recording, Request
@@ -296,13 +308,9 @@ async def stream_records(
 
 
 def _raw_columns(dialect: str) -> list[Any]:
-    """The columns as text the driver hands over without conversion (see
-    :mod:`app.audit.canonical`): PostgreSQL formats ids and timestamps itself; SQLite's
-    stored text is taken as it is (``type_coerce`` skips SQLAlchemy's result processing)."""
+    """The columns as the canonical text of :mod:`app.audit.canonical`, formatted by the
+    database (ids and timestamps), so the driver hands them over without conversion."""
     if dialect == "postgresql":
-        stamp = func.to_char(
-            func.timezone("UTC", AuditLog.occurred_at), 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"'
-        )
         return [
             cast(AuditLog.id, Text),
             AuditLog.chain_key,
@@ -312,12 +320,25 @@ def _raw_columns(dialect: str) -> list[Any]:
             AuditLog.severity,
             AuditLog.actor,
             AuditLog.agent_id,
-            stamp,
+            literal_column(postgres_time("audit_logs.occurred_at")),
             cast(AuditLog.event_data, Text),
             AuditLog.prev_hash,
             AuditLog.hash,
         ]
-    return [type_coerce(column, String) for column in COLUMNS]
+    return [
+        literal_column(sqlite_uuid("audit_logs.id")),
+        type_coerce(AuditLog.chain_key, String),
+        type_coerce(AuditLog.seq, Integer),
+        literal_column(sqlite_uuid("audit_logs.request_id")),
+        type_coerce(AuditLog.event_type, String),
+        type_coerce(AuditLog.severity, String),
+        type_coerce(AuditLog.actor, String),
+        type_coerce(AuditLog.agent_id, String),
+        literal_column(sqlite_time("audit_logs.occurred_at")),
+        type_coerce(AuditLog.event_data, String),
+        type_coerce(AuditLog.prev_hash, String),
+        type_coerce(AuditLog.hash, String),
+    ]
 
 
 async def stream_raw(
@@ -335,7 +356,7 @@ async def stream_raw(
     result = await session.stream(query.execution_options(yield_per=_STREAM_BATCH))
     try:
         async for batch in result.partitions():
-            yield [from_sqlite(r) for r in batch] if dialect == "sqlite" else batch
+            yield batch
     finally:
         await result.close()
 

@@ -1,9 +1,8 @@
 """Reading the ledger at disk speed: driver rows in large pages, by key range.
 
 Verification and export do not need SQLAlchemy's per-row result processing: they read the
-driver's own tuples with every value already in its canonical text where the database can
-produce it (PostgreSQL formats ids and timestamps server-side; SQLite stores them as text
-that :mod:`app.audit.canonical` re-shapes with two string operations).
+driver's own tuples with every id and timestamp already in its canonical text, formatted by
+the database itself (:func:`sqlite_uuid`, :func:`sqlite_time`, :func:`postgres_time`).
 
 The ledger is read by **partition**: request chains by the first hex digits of their key
 (``chain_key >= '3a' AND chain_key < '3b'`` walks ``uq_audit_logs_chain_key_seq``, the
@@ -23,7 +22,7 @@ from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
-from app.audit.canonical import RawRow, from_sqlite, hyphenated, sqlite_time
+from app.audit.canonical import RawRow
 from app.audit.ledger import RequestRow, Transition
 
 #: Rows per driver fetch.
@@ -153,25 +152,50 @@ def _exact_id(dialect: str, key: str) -> Any:
 
 # --------------------------------------------------------------------------- statements
 
+
+def sqlite_uuid(column: str) -> str:
+    """SQL turning SQLite's 32-hex-digit UUID text into the hyphenated form (NULL stays)."""
+    c = column
+    return (
+        f"lower(substr({c},1,8)||'-'||substr({c},9,4)||'-'||substr({c},13,4)||'-'"
+        f"||substr({c},17,4)||'-'||substr({c},21))"
+    )
+
+
+def sqlite_time(column: str) -> str:
+    """SQL turning SQLite's ``YYYY-MM-DD HH:MM:SS.ffffff`` into the canonical ``...Z`` form."""
+    return f"replace({column},' ','T')||'Z'"
+
+
+_PG_TIME = "to_char({c} AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"')"
+
+
+def postgres_time(column: str) -> str:
+    """SQL formatting a ``timestamptz`` as the canonical ``...Z`` text."""
+    return _PG_TIME.format(c=column)
+
+
+# Both backends hand over the canonical text of ids and timestamps, formatted by the
+# database (C code, and on PostgreSQL another process) rather than in Python per row.
 _AUDIT_SELECT = {
-    "sqlite": "SELECT id, chain_key, seq, request_id, event_type, severity, actor, agent_id, "
-    "occurred_at, event_data, prev_hash, hash FROM audit_logs",
+    "sqlite": f"SELECT {sqlite_uuid('id')}, chain_key, seq, {sqlite_uuid('request_id')}, "
+    f"event_type, severity, actor, agent_id, {sqlite_time('occurred_at')}, event_data, "
+    "prev_hash, hash FROM audit_logs",
     "postgresql": "SELECT id::text, chain_key, seq, request_id::text, event_type, severity, "
-    "actor, agent_id, to_char(occurred_at AT TIME ZONE 'UTC', "
-    '\'YYYY-MM-DD"T"HH24:MI:SS.US"Z"\'), event_data::text, prev_hash, hash FROM audit_logs',
+    f"actor, agent_id, {postgres_time('occurred_at')}, event_data::text, prev_hash, hash "
+    "FROM audit_logs",
 }
 _REQUESTS_SELECT = {
-    "sqlite": "SELECT id, audit_seq, audit_head, state, payload, result, "
+    "sqlite": f"SELECT {sqlite_uuid('id')}, audit_seq, audit_head, state, payload, result, "
     "purged_at IS NOT NULL, payload_digest FROM requests",
     "postgresql": "SELECT id::text, audit_seq, audit_head, state, payload::text, result::text, "
     "purged_at IS NOT NULL, payload_digest FROM requests",
 }
 _TRANSITIONS_SELECT = {
-    "sqlite": "SELECT request_id, id, from_state, to_state, step, actor, reason, created_at "
-    "FROM state_transitions",
+    "sqlite": f"SELECT {sqlite_uuid('request_id')}, {sqlite_uuid('id')}, from_state, to_state, "
+    f"step, actor, reason, {sqlite_time('created_at')} FROM state_transitions",
     "postgresql": "SELECT request_id::text, id::text, from_state, to_state, step, actor, "
-    "reason, to_char(created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD\"T\"HH24:MI:SS.US\"Z\"') "
-    "FROM state_transitions",
+    f"reason, {postgres_time('created_at')} FROM state_transitions",
 }
 
 
@@ -190,11 +214,10 @@ async def audit_rows(
 
     One range scan of ``uq_audit_logs_chain_key_seq`` per range (two for the rest).
     """
-    sqlite = pages.dialect == "sqlite"
     for where, params in _audit_ranges(partition):
         sql = f"{_AUDIT_SELECT[pages.dialect]} WHERE {where} ORDER BY chain_key, seq"
         async for page in pages.pages(sql, params):
-            yield [from_sqlite(r) for r in page] if sqlite else page
+            yield page
 
 
 async def chain_rows(pages: Pages, chain_key: str) -> list[RawRow]:
@@ -215,8 +238,7 @@ async def request_rows(pages: Pages, partition: Partition) -> dict[str, RequestR
         where, params = _id_range("id", partition.prefix, pages.dialect)
     found: dict[str, RequestRow] = {}
     async for page in pages.pages(f"{_REQUESTS_SELECT[pages.dialect]} WHERE {where}", params):
-        for rid, seq, head, state, payload, result, purged, payload_digest in page:
-            key = hyphenated(rid)
+        for key, seq, head, state, payload, result, purged, payload_digest in page:
             found[key] = RequestRow(
                 key, seq, head, state, payload, result, bool(purged), payload_digest
             )
@@ -232,20 +254,10 @@ async def transition_rows(pages: Pages, partition: Partition) -> dict[str, list[
         where, params = _id_range("request_id", partition.prefix, pages.dialect)
     found: dict[str, list[Transition]] = {}
     sql = f"{_TRANSITIONS_SELECT[pages.dialect]} WHERE {where} ORDER BY request_id, created_at"
-    sqlite = pages.dialect == "sqlite"
     async for page in pages.pages(sql, params):
-        for rid, tid, src, dst, step, actor, reason, created in page:
-            key = hyphenated(rid)
+        for key, tid, src, dst, step, actor, reason, created in page:
             found.setdefault(key, []).append(
-                Transition(
-                    src,
-                    dst,
-                    step,
-                    actor,
-                    reason,
-                    sqlite_time(created) if sqlite else created,
-                    hyphenated(tid),
-                )
+                Transition(src, dst, step, actor, reason, created, tid)
             )
     return found
 

@@ -64,7 +64,8 @@ class Context:
     purged: set[str] = field(default_factory=set)
     #: The chain registry (``None``: not checked, e.g. one request's verification).
     registered: Registered | None = None
-    #: SQLite stores canonical JSON text (hash it as it is first); PostgreSQL's JSONB not.
+    #: Stored event data is canonical JSON text: hash it as it is first (rows from before
+    #: migration 0010 on PostgreSQL are re-encoded when that fails).
     canonical: bool = True
 
     def narrowed(self, partition: Partition) -> Context:
@@ -342,7 +343,7 @@ async def prepare(
         else:
             _take(report, check_given, stored_label=False)
         anchors = merge_anchors(anchors, check_given.anchors(given.newest.label() + " (file)"))
-    canonical = pages.dialect == "sqlite"
+    canonical = True  # both backends keep the canonical text as written (migration 0010)
     context = Context(anchors=anchors, canonical=canonical)
     if request_id is not None:
         key = str(request_id)

@@ -91,6 +91,7 @@ async def serve(
         try:
             check_folder(settings.checkpoints_path)
         except OSError as exc:
+            await services.close()
             raise ConfigurationError(
                 f"CHECKPOINT_DIR: cannot write to {settings.checkpoints_path} "
                 f"({exc.strerror or exc})"

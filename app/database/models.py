@@ -14,6 +14,7 @@ from datetime import date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     Date,
     Float,
@@ -284,7 +285,9 @@ class AuditLog(Base):
     actor: Mapped[str] = mapped_column(String(128))
     agent_id: Mapped[str | None] = mapped_column(String(64))
     occurred_at: Mapped[datetime]
-    event_data: Mapped[JSONDict]
+    #: ``json`` on PostgreSQL too (not ``jsonb``): the canonical text the hash covers is
+    #: kept as written, so verification and exports hash and copy it without re-encoding.
+    event_data: Mapped[JSONDict] = mapped_column(JSON(none_as_null=True))
     prev_hash: Mapped[str] = mapped_column(String(64))
     hash: Mapped[str] = mapped_column(String(64))
 
