@@ -50,6 +50,9 @@ from app.database.models import AuditChain, AuditLog
 REGISTRY_SHARDS = 16
 #: The registry chains' keys (their heads are ``audit_chains`` rows).
 REGISTRY_CHAINS = tuple(f"registry-{i:x}" for i in range(REGISTRY_SHARDS))
+#: The actor of registry rows: a batch mixes the actors of its changes, and who did what is
+#: on the request chains; ``actor`` filters of the trail stay about people and services.
+REGISTRY_ACTOR = "ledgerflow:registry"
 #: The states a request ends in (``app.orchestrator.states.TERMINAL``; a test keeps them
 #: equal, the audit package does not import the orchestrator).
 TERMINAL_STATES = frozenset({"completed", "failed", "cancelled"})
@@ -119,7 +122,6 @@ async def register(
     transitions: Sequence[Mapping[str, Any]],
     audit_rows: Sequence[Mapping[str, Any]],
     *,
-    actor: str,
     now: datetime,
 ) -> AuditRow | None:
     """Record the chains a batch opened and ended, in the batch's transaction.
@@ -134,7 +136,7 @@ async def register(
         return None
     first = entry.opened[0] if entry.opened else entry.closed[0].request_id
     head = await _take_shard(connection, REGISTRY_CHAINS[int(first[0], 16) % REGISTRY_SHARDS])
-    row = head.append(entry, actor=actor, occurred_at=now)
+    row = head.append(entry, actor=REGISTRY_ACTOR, occurred_at=now)
     await connection.execute(insert(AuditLog), [dict(row)])
     await connection.execute(
         update(AuditChain)

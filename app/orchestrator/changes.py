@@ -98,7 +98,6 @@ async def write_changes(session: AsyncSession, changes: Sequence[Change]) -> set
             connection,
             [row for change in kept for row in change.transitions],
             [row for change in kept for row in change.audit],
-            actor=kept[0].actor,
             now=max(change.now for change in kept),
         )
     return passed
