@@ -474,15 +474,13 @@ def audit_checkpoint(
     from app.audit import AuditAccess
     from app.audit.checkpoint import configured_hmac_key
 
-    if output is not None and not output.parent.is_dir():
-        raise Refused(f"--output: the folder {output.parent} does not exist")
-    if output is not None and output.is_dir():
-        raise Refused(f"--output: {output} is a folder, not a file name")
     key = configured_hmac_key() if sign else None
     who = actor_of(accessed_by)
     if output is not None:
         # Refuse before the checkpoint is recorded, not after: a bad path changes nothing.
         writable_file(output, "--output")
+        if output.is_dir():
+            raise Refused(f"--output: {output} is a folder, not a file name")
 
     async def work(db: Database) -> Checkpoint:
         return await AuditAccess(db, who).checkpoint(key)

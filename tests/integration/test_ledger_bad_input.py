@@ -72,7 +72,7 @@ async def files(database: Database, tmp_path: Path) -> dict[str, Path]:
         (("verify", "--file", "{text}"), "not an audit export"),
         (("verify", "--partial"), "--partial: only with --file"),
         (("verify", "--checkpoint", "{good}", "--file", "{missing}"), "is not a file"),
-        (("checkpoint", "-o", "{nowhere}"), "--output: the folder"),
+        (("checkpoint", "-o", "{nowhere}"), "--output: no folder"),
     ],
 )
 async def test_bad_input_is_one_line_exit_2_and_writes_nothing(
