@@ -65,7 +65,7 @@ class Context:
     #: The chain registry (``None``: not checked, e.g. one request's verification).
     registered: Registered | None = None
     #: Stored event data is canonical JSON text: hash it as it is first (rows from before
-    #: migration 0010 on PostgreSQL are re-encoded when that fails).
+    #: migration 0011 on PostgreSQL are re-encoded when that fails).
     canonical: bool = True
 
     def narrowed(self, partition: Partition) -> Context:
@@ -343,7 +343,7 @@ async def prepare(
         else:
             _take(report, check_given, stored_label=False)
         anchors = merge_anchors(anchors, check_given.anchors(given.newest.label() + " (file)"))
-    canonical = True  # both backends keep the canonical text as written (migration 0010)
+    canonical = True  # both backends keep the canonical text as written (migration 0011)
     context = Context(anchors=anchors, canonical=canonical)
     if request_id is not None:
         key = str(request_id)

@@ -175,7 +175,7 @@ async def test_the_migration_registers_every_existing_request(
     database: Database, subprocess_env: dict[str, str]
 ) -> None:
     ids = await run_engine_requests(database, 4)
-    await db_schema.downgrade(database, "0008")
+    await db_schema.downgrade(database, "0009")
     async with database.read_session() as session:
         left = await session.execute(
             select(AuditLog.id).where(AuditLog.chain_key.like("registry-%"))

@@ -10,8 +10,8 @@ requests per row. ``audit_chain_heads_v`` labels registry chains as such.
 Downgrade removes the registry rows (lifting the append-only triggers for the moment) and
 restores the view of migration 0003.
 
-Revision ID: 0009
-Revises: 0008
+Revision ID: 0010
+Revises: 0009
 Create Date: 2026-11-26 12:00:00
 """
 
@@ -27,13 +27,13 @@ from app.audit.chain import ChainHead
 from app.audit.events import ChainsRegistered, RegisteredEnd
 from app.audit.registry import REGISTRY_CHAINS, TERMINAL_STATES
 
-revision: str = "0009"
-down_revision: str | None = "0008"
+revision: str = "0010"
+down_revision: str | None = "0009"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
 _CHUNK = 500
-_ACTOR = "migration:0009"
+_ACTOR = "migration:0010"
 
 _HEADS_V = {
     "postgresql": """

@@ -8,8 +8,8 @@ stores JSON as text already: nothing changes there. The two views that select
 ``event_data`` are re-created around the change (PostgreSQL cannot alter a column a view
 uses); the ``->>`` reads they make work on ``json`` as on ``jsonb``.
 
-Revision ID: 0010
-Revises: 0009
+Revision ID: 0011
+Revises: 0010
 Create Date: 2026-11-26 14:00:00
 """
 
@@ -19,8 +19,8 @@ from collections.abc import Sequence
 
 from alembic import op
 
-revision: str = "0010"
-down_revision: str | None = "0009"
+revision: str = "0011"
+down_revision: str | None = "0010"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
