@@ -60,6 +60,7 @@ _STATUS_BY_CODE = {
     "database_busy": 503,
     "database_read_only": 503,
     "schema_not_ready": 503,
+    "denial_log_full": 503,
 }
 
 
@@ -119,7 +120,9 @@ def install_error_pages(console: FastAPI) -> None:
             return error_page(request, 500, "The server failed; its log says why.")
         if status == 503:
             log.warning("console_database_unavailable", code=exc.code, error=exc.message)
-            return error_page(request, 503, "The database is unavailable; try again shortly.")
+            return error_page(
+                request, 503, "The server is busy or the database unavailable; try again shortly."
+            )
         headers: dict[str, str] = {}
         if isinstance(exc, RangeNotSatisfiable):
             headers["Content-Range"] = f"bytes */{exc.size}"

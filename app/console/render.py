@@ -42,20 +42,23 @@ def human_utc(moment: datetime | None) -> str:
 
 
 def age(moment: datetime | None, now: datetime | None = None) -> str:
-    """How long ago, coarsely: ``45 s``, ``12 min``, ``3 h 5 min``, ``2 d 4 h``."""
+    """How long ago, coarsely: ``45 s``, ``12 min``, ``3 h 5 min``, ``2 d 4 h``.
+
+    Numbers and units are joined by no-break spaces, so a line never ends between them.
+    """
     if moment is None:
         return ""
     seconds = max(0, int(((now or utcnow()) - moment).total_seconds()))
     if seconds < 60:
-        return f"{seconds} s"
-    minutes = seconds // 60
-    if minutes < 60:
-        return f"{minutes} min"
-    hours, minutes = divmod(minutes, 60)
-    if hours < 48:
-        return f"{hours} h {minutes} min" if minutes else f"{hours} h"
-    days, hours = divmod(hours, 24)
-    return f"{days} d {hours} h" if hours else f"{days} d"
+        parts = [(seconds, "s")]
+    elif seconds < 3600:
+        parts = [(seconds // 60, "min")]
+    elif seconds < 48 * 3600:
+        parts = [(seconds // 3600, "h"), (seconds % 3600 // 60, "min")]
+    else:
+        parts = [(seconds // 86400, "d"), (seconds % 86400 // 3600, "h")]
+    shown = [f"{n}\u00a0{unit}" for i, (n, unit) in enumerate(parts) if n or i == 0]
+    return " ".join(shown)
 
 
 def words(name: str | None) -> str:

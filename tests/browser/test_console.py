@@ -340,6 +340,7 @@ def test_auditor_filters_exports_a_csv_that_verifies_offline_runs_verify_and_che
     # The overview now says when the last checkpoint was taken and by whom.
     nav(page, "Overview")
     card = page.locator("section.card", has_text="Audit trail")
+    expect(card).to_contain_text("Last verify passed")
     expect(card).to_contain_text(console.name("auditor"))
     expect(card).to_contain_text(digest[:8])
 

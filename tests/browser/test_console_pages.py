@@ -59,8 +59,9 @@ def sample(console: ConsoleServer) -> Sample:
         )
         assert decided.status_code == 200, decided.text
     console.wait_state(small, {"escalated"})
-    with console.api("auditor") as client:  # the audit page lists stored checkpoints
+    with console.api("auditor") as client:  # the overview and audit pages show both
         assert client.post("/v1/audit/checkpoints").status_code == 201
+        assert client.post("/v1/audit/verify").json()["ok"] is True
     console.wait_state(waiting, {"awaiting_approval"})
     console.wait_state(review, {"awaiting_approval"})
     return Sample(
