@@ -221,7 +221,8 @@ column:
 
 Every verification is recorded as an `audit_accessed` event (`action: verify`) with its
 `outcome` (`ok` or `failed`) and `problems` count: "did the last verify pass?" is a query
-of the trail itself (`GET /v1/audit/status`, `app.audit.status.audit_status`).
+of the trail itself (`GET /v1/audit/status`, the console's overview,
+`app.audit.status.last_verify`).
 
 Offline (`--file`), each chain in the file must start at seq 1 without gaps, and the file
 is held strictly to what the checkpoint (and the chain registry rows in the file) record:
