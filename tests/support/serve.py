@@ -7,7 +7,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -46,9 +46,18 @@ def wait_for(check: Callable[[], Any], what: str, timeout: float = 90.0) -> Any:
 class Server:
     """One ``ledgerflow serve`` process, always stopped by the end of the test."""
 
-    def __init__(self, env: dict[str, str], port: int, log: Path, concurrency: int = 2) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        port: int,
+        log: Path,
+        concurrency: int = 2,
+        args: Sequence[str] = (),
+    ) -> None:
         self.env, self.port, self.log = env, port, log
         self.concurrency = concurrency
+        #: More options for ``serve`` (``--no-workers``).
+        self.args = list(args)
         self.proc: subprocess.Popen[bytes] | None = None
 
     @property
@@ -69,6 +78,7 @@ class Server:
                     str(self.port),
                     "--concurrency",
                     str(self.concurrency),
+                    *self.args,
                 ],
                 env=self.env,
                 cwd=ROOT,
