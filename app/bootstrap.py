@@ -75,7 +75,7 @@ def build_services(
     agents = agents or default_agents(settings)
     workflows.check_agents(agents)
     orchestrator = Orchestrator(
-        database, workflows, max_queued_requests=settings.max_queued_requests
+        database, workflows, max_queued_requests=settings.max_queued_requests, settings=settings
     )
     return Services(
         settings,

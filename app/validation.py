@@ -7,6 +7,11 @@ validation into a :class:`FieldProblem`, a dotted field name and a short message
 
 It also holds the strict input types the edges share: a date or time is ISO 8601 text
 (a number is not a time), and a rule broken by a value is raised with :func:`rule_error`.
+
+Submit-time rules that need the deployment (a file must lie inside ``AUDIO_DIR``) read it
+from pydantic's validation context, a :class:`SubmitContext` that
+:meth:`~app.orchestrator.workflows.Workflow.validate_payload` passes; a stored payload read
+back without one is not checked again (the agents check at run time as well).
 """
 
 from __future__ import annotations
@@ -14,10 +19,14 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Annotated, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any
 
-from pydantic import BeforeValidator
+from pydantic import BeforeValidator, ValidationInfo
 from pydantic_core import PydanticCustomError
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 #: Error type of a broken rule (see :func:`rule_error`); its message is shown as it is.
 RULE = "rule"
@@ -168,6 +177,32 @@ def _iso_text(value: Any) -> Any:
     raise PydanticCustomError("is_iso_text", "must be ISO 8601 text")
 
 
+@dataclass(frozen=True)
+class SubmitContext:
+    """What a submit-time rule may consult besides the payload: the deployment's settings."""
+
+    settings: Settings
+
+
+def submit_context(info: ValidationInfo) -> SubmitContext | None:
+    """The :class:`SubmitContext` of this validation, or None (a payload read back)."""
+    context = info.context
+    return context if isinstance(context, SubmitContext) else None
+
+
+def inside_folder(raw: str, root: Path) -> Path | None:
+    """``raw`` as an absolute path, or None when it lies outside ``root``.
+
+    A relative ``raw`` is taken from ``root``; symlinks and ``..`` are resolved first (of
+    ``root`` too), so a link inside the folder that points out of it is outside. The file
+    need not exist yet.
+    """
+    base = root.resolve()
+    candidate = Path(raw)
+    path = (candidate if candidate.is_absolute() else base / candidate).resolve()
+    return path if path.is_relative_to(base) else None
+
+
 #: A date given as ISO 8601 text (``2024-12-31``), never as a number.
 IsoDate = Annotated[date, BeforeValidator(_iso_text)]
 #: A time given as ISO 8601 text (``2024-12-31T09:00:00Z``), never as a number.
@@ -179,8 +214,11 @@ __all__ = [
     "FieldProblem",
     "IsoDate",
     "IsoDateTime",
+    "SubmitContext",
     "describe",
     "field_problems",
+    "inside_folder",
     "message_of",
     "rule_error",
+    "submit_context",
 ]

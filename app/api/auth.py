@@ -2,15 +2,18 @@
 
 Each protected route declares the roles it admits with ``Depends(allow(...))``; ``admin``
 is always admitted. A call without a valid key gets 401, a valid key with the wrong role
-(or a submitter reaching for someone else's request) gets 403, and every refusal appends
-an ``access_denied`` event to the system chain (refused reads of the audit trail also an
-``audit_accessed`` event with ``denied: true``) before the answer goes out, batched with
-other refusals (:mod:`app.audit.denials`: no per-call lock on the system chain's head). If
-that record cannot be written the call fails with 503: a refusal is never left unrecorded.
+gets 403, and a submitter reaching for someone else's request gets the 404 a missing
+request gets (:func:`hide_unless_owner`: the answer must not confirm that it exists). Every
+refusal appends an ``access_denied`` event to the system chain (refused reads of the audit
+trail also an ``audit_accessed`` event with ``denied: true``) before the answer goes out,
+batched with other refusals (:mod:`app.audit.denials`: no per-call lock on the system
+chain's head). If that record cannot be written the call fails with 503: a refusal is never
+left unrecorded.
 """
 
 from __future__ import annotations
 
+import uuid
 from collections.abc import Awaitable, Callable
 from typing import Annotated, NoReturn
 
@@ -23,6 +26,7 @@ from app.api.problems import ApiError
 from app.audit.denials import Denial, DenialLogFull
 from app.audit.denials import record_denial as record_denial_event
 from app.auth import Principal, Role, check_key
+from app.orchestrator.exceptions import NotFound
 
 log = structlog.get_logger(__name__)
 
@@ -58,9 +62,13 @@ async def record_denial(
     actor: str,
     role: Role | None,
     prefix: str | None,
+    request_id: uuid.UUID | None = None,
 ) -> None:
     """Record the refusal on the system chain, batched with others (:mod:`app.audit.denials`);
-    returns once it is committed, or answers 503 when it cannot be."""
+    returns once it is committed, or answers 503 when it cannot be.
+
+    ``request_id`` (a request that exists) also puts the attempt on that request's trail.
+    """
     route = route_template(request)
     denial = Denial(
         actor=actor,
@@ -72,6 +80,7 @@ async def record_denial(
         role=role.value if role else None,
         key_prefix=prefix,
         audit_action=AUDIT_ACTIONS.get(route),
+        request_id=request_id,
     )
     try:
         await record_denial_event(services_of(request).database, denial)
@@ -163,7 +172,24 @@ ReviewerDep = Annotated[Principal, Depends(allow(Role.REVIEWER))]
 AuditorDep = Annotated[Principal, Depends(allow(Role.AUDITOR))]
 
 
-async def require_owner(request: Request, principal: Principal, submitted_by: str) -> None:
-    """Submitters may only touch their own requests; refuse (recorded 403) otherwise."""
-    if not principal.owns(submitted_by):
-        await deny(request, 403, "the request belongs to another submitter", principal=principal)
+async def hide_unless_owner(
+    request: Request, principal: Principal, submitted_by: str, request_id: uuid.UUID
+) -> None:
+    """Answer another submitter's request exactly as a missing one (recorded 404).
+
+    The same rule as the console's and :func:`app.results.access.hide_unless_owner`: a 403
+    would confirm that the id exists. The refusal is recorded before the answer goes out.
+    """
+    if principal.owns(submitted_by):
+        return
+    await record_denial(
+        request,
+        404,
+        "belongs to another submitter",
+        actor=principal.name,
+        role=principal.role,
+        prefix=principal.key_prefix,
+        request_id=request_id,
+    )
+    # The words of a missing request (app.orchestrator.reads): only the id differs.
+    raise NotFound(f"no request {request_id}")

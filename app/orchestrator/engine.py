@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from app.audit.chain import digest
-from app.config import get_settings
+from app.config import Settings, get_settings
 from app.database import Database, IntegrityViolation
 from app.database.models import Request
 from app.database.types import utcnow
@@ -100,12 +100,16 @@ class Orchestrator(Reader):
         workflows: WorkflowRegistry,
         *,
         max_queued_requests: int | None = None,
+        settings: Settings | None = None,
     ) -> None:
         super().__init__(database)
         self.workflows = workflows
         #: Pending requests past which ``submit`` raises ``QueueFull`` (None: the
         #: ``MAX_QUEUED_REQUESTS`` setting; 0: no limit).
         self.max_queued_requests = max_queued_requests
+        #: What submitted payloads are checked against (``AUDIO_DIR``...); None: the
+        #: process's settings.
+        self.settings = settings
 
     # -- submit ---------------------------------------------------------------------------
 
@@ -123,7 +127,9 @@ class Orchestrator(Reader):
         The same key with a different payload raises ``IdempotencyConflict`` and writes
         nothing. With ``MAX_QUEUED_REQUESTS`` requests already pending, a new request raises
         ``QueueFull`` (checked inside the insert's transaction, so nothing is written); a
-        resubmission of an existing idempotency key still returns its request.
+        resubmission of an existing idempotency key still returns its request. An invalid
+        payload raises ``InvalidRequest`` naming every bad field, also those checked against
+        the settings (a transcription's ``audio_file_path`` outside ``AUDIO_DIR``).
         """
         submitted_by = _require_text(submitted_by, "submitted_by")
         if idempotency_key is not None:
@@ -136,7 +142,7 @@ class Orchestrator(Reader):
         if not isinstance(payload, Mapping):
             raise InvalidRequest("must be an object", field="payload")
         workflow = self.workflows.get(kind)
-        clean = workflow.validate_payload(payload)
+        clean = workflow.validate_payload(payload, self.settings)
         payload_digest = digest(clean)
         if idempotency_key is not None:
             existing = await self._find_idempotent(submitted_by, idempotency_key, payload_digest)

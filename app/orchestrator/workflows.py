@@ -5,12 +5,15 @@ from __future__ import annotations
 import random
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel
 
 from app.agents.base import DomainWrite
 from app.orchestrator.exceptions import InvalidRequest, UnknownAgent
+
+if TYPE_CHECKING:
+    from app.config import Settings
 
 
 @dataclass(frozen=True)
@@ -63,16 +66,24 @@ class Workflow:
         if not names or len(set(names)) != len(names):
             raise ValueError(f"workflow {self.kind!r} needs steps with distinct names")
 
-    def validate_payload(self, payload: Mapping[str, Any]) -> dict[str, Any]:
-        """Validate and normalise ``payload``; every invalid field is named, all at once."""
+    def validate_payload(
+        self, payload: Mapping[str, Any], settings: Settings | None = None
+    ) -> dict[str, Any]:
+        """Validate and normalise ``payload``; every invalid field is named, all at once.
+
+        Rules that depend on the deployment (a recording inside ``AUDIO_DIR``) are checked
+        against ``settings`` (default: the process's settings).
+        """
         if self.payload_model is None:
             return dict(payload)
         from pydantic import ValidationError
 
-        from app.validation import field_problems
+        from app.config import get_settings
+        from app.validation import SubmitContext, field_problems
 
+        context = SubmitContext(settings or get_settings())
         try:
-            model = self.payload_model.model_validate(payload)
+            model = self.payload_model.model_validate(payload, context=context)
         except ValidationError as exc:
             problems = field_problems(exc.errors(), "payload")
             raise InvalidRequest(problems=problems) from exc

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import uuid
+
 import httpx
+from sqlalchemy import func, select
 
 from app.database import Database
+from app.database.models import AuditLog
 from tests.api.conftest import bearer, denials, research_body
 
 
@@ -63,35 +67,58 @@ async def test_list_pages_with_a_cursor(client: httpx.AsyncClient, keys: dict[st
     assert {r["id"] for r in first["items"] + second["items"]} == ids
 
 
-async def test_submitters_see_only_their_own_requests_and_refusals_are_audited(
+async def test_another_submitters_request_is_answered_as_missing_and_the_refusal_is_audited(
     client: httpx.AsyncClient, keys: dict[str, str], database: Database
 ) -> None:
     mine = (
         await client.post("/v1/requests", json=research_body(), headers=bearer(keys["submitter"]))
     ).json()
+    missing = str(uuid.uuid4())
     other = bearer(keys["other"])
     listed = await client.get("/v1/requests", headers=other)
     assert listed.status_code == 200 and listed.json()["items"] == []
-    for method, path in (
-        ("GET", f"/v1/requests/{mine['id']}"),
-        ("GET", f"/v1/requests/{mine['id']}/history"),
-        ("POST", f"/v1/requests/{mine['id']}/cancel"),
-    ):
-        response = await client.request(method, path, headers=other)
-        assert response.status_code == 403, (path, response.text)
-        assert response.headers["content-type"] == "application/problem+json"
+    routes = (
+        ("GET", "/v1/requests/{}"),
+        ("GET", "/v1/requests/{}/history"),
+        ("POST", "/v1/requests/{}/cancel"),
+    )
+    for method, path in routes:
+        hidden = await client.request(method, path.format(mine["id"]), headers=other)
+        absent = await client.request(method, path.format(missing), headers=other)
+        assert hidden.status_code == absent.status_code == 404, (path, hidden.text)
+        assert hidden.headers["content-type"] == absent.headers["content-type"]
+        assert hidden.headers["content-type"] == "application/problem+json"
+        # Byte for byte the same answer, the id apart.
+        assert hidden.content.replace(mine["id"].encode(), missing.encode()) == absent.content
+        assert hidden.json()["title"] == "Not found" and hidden.json()["code"] == "not_found"
     spying = await client.get(
         "/v1/requests", params={"submitted_by": "svc-research"}, headers=other
     )
     assert spying.status_code == 403
     recorded = await denials(database)
-    assert [(actor, e.route, e.status) for actor, e in recorded] == [
-        ("svc-other", "/v1/requests/{request_id}", 403),
-        ("svc-other", "/v1/requests/{request_id}/history", 403),
-        ("svc-other", "/v1/requests/{request_id}/cancel", 403),
-        ("svc-other", "/v1/requests", 403),
+    assert [(actor, e.method, e.route, e.status) for actor, e in recorded] == [
+        ("svc-other", "GET", "/v1/requests/{request_id}", 404),
+        ("svc-other", "GET", "/v1/requests/{request_id}/history", 404),
+        ("svc-other", "POST", "/v1/requests/{request_id}/cancel", 404),
+        ("svc-other", "GET", "/v1/requests", 403),
     ]
     assert all(e.role == "submitter" for _, e in recorded)
+    assert {e.reason for _, e in recorded[:3]} == {"belongs to another submitter"}
+    # The refusals are on the request's trail too; the request itself is untouched.
+    async with database.read_session() as session:
+        on_trail = (
+            await session.execute(
+                select(func.count())
+                .select_from(AuditLog)
+                .where(
+                    AuditLog.event_type == "access_denied",
+                    AuditLog.request_id == uuid.UUID(mine["id"]),
+                )
+            )
+        ).scalar_one()
+    assert on_trail == 3
+    owner = await client.get(f"/v1/requests/{mine['id']}", headers=bearer(keys["submitter"]))
+    assert owner.json()["state"] == "pending"
 
 
 async def test_reviewers_read_any_request_but_cannot_submit_or_cancel(

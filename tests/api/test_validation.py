@@ -120,6 +120,66 @@ async def test_the_api_the_python_api_and_the_cli_name_every_problem_in_the_same
     await _nothing_written(database)
 
 
+async def _row_counts(database: Database) -> tuple[int, int]:
+    async with database.read_session() as session:
+        requests = (await session.execute(select(func.count()).select_from(Request))).scalar()
+        audit = (await session.execute(select(func.count()).select_from(AuditLog))).scalar()
+    return int(requests or 0), int(audit or 0)
+
+
+def _outside_paths(audio: Path) -> list[str]:
+    """Ways out of ``audio``: ``..``, absolute, a sibling sharing its prefix, a symlink."""
+    audio.mkdir(parents=True, exist_ok=True)
+    secret = audio.parent / "secret.wav"
+    secret.write_bytes(b"RIFF")
+    (audio / "link.wav").symlink_to(secret)
+    (audio / "out").symlink_to(audio.parent)
+    return [
+        "../secret.wav",
+        "uploads/../../secret.wav",
+        "/etc/passwd",
+        str(secret),
+        str(audio.parent / f"{audio.name}-other" / "x.wav"),
+        "link.wav",
+        "out/secret.wav",
+    ]
+
+
+async def test_an_audio_path_outside_audio_dir_is_refused_at_submit_by_the_api_and_python_api(
+    client: httpx.AsyncClient, keys: dict[str, str], services: Services, database: Database
+) -> None:
+    audio = services.settings.audio_path
+    before = await _row_counts(database)
+    for raw in _outside_paths(audio):
+        payload = {"patient_id": "P000123", "clinician_id": "C007", "audio_file_path": raw}
+        response = await client.post(
+            "/v1/requests",
+            json={"kind": "transcription", "payload": payload},
+            headers=bearer(keys["submitter"]),
+        )
+        assert response.status_code == 422, (raw, response.text)
+        problem = response.json()
+        assert problem["field"] == "payload.audio_file_path"
+        assert problem["detail"] == "payload.audio_file_path: lies outside AUDIO_DIR"
+        assert raw not in response.text  # the path may name a patient; it is not repeated
+        with pytest.raises(InvalidRequest) as raised:
+            await services.orchestrator.submit("transcription", payload, "svc-python")
+        assert [(p.field, p.message) for p in raised.value.problems] == [
+            ("payload.audio_file_path", "lies outside AUDIO_DIR")
+        ]
+    assert await _row_counts(database) == before
+
+    # Inside AUDIO_DIR (relative, absolute, not there yet) is accepted as before.
+    for raw in ("later.wav", "a/../b.wav", str(audio / "nested" / "c.wav")):
+        payload = {"patient_id": "P000123", "clinician_id": "C007", "audio_file_path": raw}
+        response = await client.post(
+            "/v1/requests",
+            json={"kind": "transcription", "payload": payload},
+            headers=bearer(keys["submitter"]),
+        )
+        assert response.status_code == 201, (raw, response.text)
+
+
 @pytest.mark.parametrize(
     ("body", "field", "message"),
     [

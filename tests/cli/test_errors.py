@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select
 
+from app.config import get_settings
 from app.database import Database
 from app.database.models import AuditCheckpoint, AuditLog, Request
 from tests.cli.conftest import Run, research
@@ -52,6 +53,35 @@ async def test_submit_errors_are_one_line_and_write_nothing(
     priority = await run("submit", "research", str(bad), "--priority", "500", "--database-url", url)
     assert priority.err == "error: priority: must be at most 100\n"
     await _nothing_written(database)
+
+
+async def test_submit_refuses_an_audio_path_outside_audio_dir_in_one_line(
+    run: Run, url: str, database: Database, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    audio = tmp_path / "audio"
+    (audio / "inside").mkdir(parents=True)
+    (audio / "inside" / "out").symlink_to(tmp_path)
+    monkeypatch.setenv("AUDIO_DIR", str(audio))
+    get_settings.cache_clear()
+    try:
+        for raw in ("../secret.wav", "/etc/passwd", "inside/out/secret.wav"):
+            payload = tmp_path / "payload.json"
+            payload.write_text(
+                json.dumps({"patient_id": "P1", "clinician_id": "C1", "audio_file_path": raw}),
+                encoding="utf-8",
+            )
+            refused = await run("submit", "transcription", str(payload), "--database-url", url)
+            assert (refused.code, refused.out) == (2, "")
+            assert refused.err == "error: payload.audio_file_path: lies outside AUDIO_DIR\n"
+        await _nothing_written(database)
+        payload.write_text(
+            json.dumps({"patient_id": "P1", "clinician_id": "C1", "audio_file_path": "a.wav"}),
+            encoding="utf-8",
+        )
+        accepted = await run("submit", "transcription", str(payload), "--database-url", url)
+        assert accepted.code == 0, accepted.err
+    finally:
+        get_settings.cache_clear()
 
 
 @pytest.mark.parametrize(

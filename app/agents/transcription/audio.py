@@ -20,6 +20,7 @@ import numpy.typing as npt
 
 from app.agents.transcription.exceptions import InvalidAudio
 from app.config import Settings
+from app.validation import inside_folder
 
 #: Sample rate the recogniser's acoustic model was trained on.
 RECOGNIZER_SAMPLE_RATE = 16_000
@@ -78,10 +79,8 @@ def resolve_audio_path(raw: str, audio_root: Path) -> Path:
     Relative paths are taken from ``audio_root`` (``AUDIO_DIR``); symlinks and ``..`` are
     resolved first, so a request cannot make the service read arbitrary files.
     """
-    root = audio_root.resolve()
-    candidate = Path(raw)
-    path = (candidate if candidate.is_absolute() else root / candidate).resolve()
-    if not path.is_relative_to(root):
+    path = inside_folder(raw, audio_root)
+    if path is None:
         raise InvalidAudio("audio_file_path is outside the audio folder")
     return path
 

@@ -8,7 +8,7 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
-from app.api.auth import ReaderDep, SubmitterDep, deny, require_owner
+from app.api.auth import ReaderDep, SubmitterDep, deny, hide_unless_owner
 from app.api.deps import ServicesDep
 from app.api.problems import ERROR_RESPONSES, ApiError
 from app.api.schemas import (
@@ -138,7 +138,7 @@ async def get_request(
 ) -> RequestPublic:
     """One request (submitters: their own)."""
     view = await services.orchestrator.get(request_id)
-    await require_owner(request, principal, view.submitted_by)
+    await hide_unless_owner(request, principal, view.submitted_by, request_id)
     return public(view)
 
 
@@ -148,7 +148,7 @@ async def request_history(
 ) -> HistoryPublic:
     """A request with its transitions, step executions, approvals and escalations."""
     history = await services.orchestrator.history(request_id)
-    await require_owner(request, principal, history.request.submitted_by)
+    await hide_unless_owner(request, principal, history.request.submitted_by, request_id)
     return HistoryPublic.model_validate(
         {**history.model_dump(), "request": public(history.request)}
     )
@@ -164,6 +164,6 @@ async def cancel_request(
 ) -> RequestPublic:
     """Cancel a request that has not finished (409 if it has)."""
     view = await services.orchestrator.get(request_id)
-    await require_owner(request, principal, view.submitted_by)
+    await hide_unless_owner(request, principal, view.submitted_by, request_id)
     reason = body.reason if body is not None else None
     return public(await services.orchestrator.cancel(request_id, principal.name, reason))
