@@ -25,12 +25,14 @@ from app.api.deps import services_of
 from app.api.problems import ApiError
 from app.audit.denials import Denial, DenialLogFull
 from app.audit.denials import record_denial as record_denial_event
-from app.auth import Principal, Role, check_key
+from app.auth import Origin, Principal, Role, check_key
 from app.orchestrator.exceptions import NotFound
 
 log = structlog.get_logger(__name__)
 
 ANONYMOUS = "anonymous"
+#: The ``channel`` an API caller reads through (recorded with every PHI and data read).
+CHANNEL = "http"
 
 #: Audit routes, by path template → the ``audit_accessed`` action a refusal is recorded as.
 AUDIT_ACTIONS: dict[str, str] = {
@@ -136,7 +138,11 @@ async def authenticate(
     request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
-    """The caller behind the bearer key; 401 (recorded) without a live key."""
+    """The caller behind the bearer key; 401 (recorded) without a live key.
+
+    The principal carries channel ``http`` and this call as its origin, so the service
+    layers record reads and refusals with the route and path they came through.
+    """
     if credentials is None or not credentials.credentials:
         await deny(request, 401, "missing bearer token")
     result = await check_key(services_of(request).database, credentials.credentials.strip())
@@ -144,7 +150,8 @@ async def authenticate(
         actor = result.client.name if result.client is not None else None
         await deny(request, 401, result.reason or "unknown key", prefix=result.prefix, actor=actor)
     client = result.client
-    return Principal(client.name, client.role, client.key_prefix)
+    origin = Origin(request.method, route_template(request), request.url.path)
+    return Principal(client.name, client.role, client.key_prefix, channel=CHANNEL, origin=origin)
 
 
 def allow(*roles: Role) -> Callable[..., Awaitable[Principal]]:
@@ -168,6 +175,10 @@ def allow(*roles: Role) -> Callable[..., Awaitable[Principal]]:
 
 SubmitterDep = Annotated[Principal, Depends(allow(Role.SUBMITTER))]
 ReaderDep = Annotated[Principal, Depends(allow(Role.SUBMITTER, Role.REVIEWER))]
+#: Who may read recording metadata (never text or audio): readers and auditors.
+MetadataReaderDep = Annotated[
+    Principal, Depends(allow(Role.SUBMITTER, Role.REVIEWER, Role.AUDITOR))
+]
 ReviewerDep = Annotated[Principal, Depends(allow(Role.REVIEWER))]
 AuditorDep = Annotated[Principal, Depends(allow(Role.AUDITOR))]
 

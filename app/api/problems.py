@@ -9,6 +9,7 @@ with its traceback and answered with a bare 500.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 from typing import Any
 
 import structlog
@@ -19,6 +20,7 @@ from pydantic import BaseModel, Field
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from app.exceptions import LedgerflowError
+from app.results.exceptions import Gone, RangeNotSatisfiable, VersionMismatch
 from app.validation import FieldProblem, describe, field_problems
 
 log = structlog.get_logger(__name__)
@@ -33,11 +35,19 @@ STATUS_BY_CODE: dict[str, int] = {
     "invalid_audio": 422,
     "not_found": 404,
     "checkpoint_not_found": 404,
+    "forbidden": 403,
     "idempotency_conflict": 409,
     "illegal_transition": 409,
     "lease_lost": 409,
     "integrity_violation": 409,
+    "not_ready": 409,
+    "gone": 410,
+    "version_mismatch": 412,
+    "content_too_large": 413,
+    "range_not_satisfiable": 416,
+    "precondition_required": 428,
     "queue_full": 429,
+    "denial_log_full": 503,
     "database_unavailable": 503,
     "database_busy": 503,
     "database_conflict": 503,
@@ -55,9 +65,13 @@ _TITLES = {
     404: "Not found",
     405: "Method not allowed",
     409: "Conflict",
+    410: "Gone",
+    412: "Precondition failed",
     413: "Content too large",
     415: "Unsupported media type",
+    416: "Range not satisfiable",
     422: "Invalid input",
+    428: "Precondition required",
     429: "Too many requests",
     500: "Internal server error",
     503: "Service unavailable",
@@ -83,6 +97,11 @@ class Problem(BaseModel):
     field: str | None = Field(default=None, description="the first invalid field, if any")
     errors: list[FieldError] | None = None
     retry_after: int | None = Field(default=None, description="seconds to wait (429 and 503)")
+    current_version: int | None = Field(
+        default=None, description="412: the transcript's current version (send it in If-Match)"
+    )
+    purged_at: datetime | None = Field(default=None, description="410: when retention purged it")
+    reason: str | None = Field(default=None, description="410: why it was purged")
 
 
 class ApiError(Exception):
@@ -115,8 +134,9 @@ def problem_response(
     errors: list[FieldError] | None = None,
     headers: dict[str, str] | None = None,
     retry_after: int | None = None,
+    extensions: Mapping[str, Any] | None = None,
 ) -> JSONResponse:
-    """The problem+json response for one error."""
+    """The problem+json response for one error (``extensions``: more :class:`Problem` fields)."""
     body = Problem(
         type=_TYPE_BASE + code,
         title=_TITLES.get(status, "Error"),
@@ -127,6 +147,7 @@ def problem_response(
         field=field,
         errors=errors,
         retry_after=retry_after,
+        **(extensions or {}),
     )
     out_headers = dict(headers or {})
     if retry_after is not None:
@@ -196,13 +217,14 @@ def _ledgerflow_problem(request: Request, exc: LedgerflowError) -> JSONResponse:
         retry_after = 5
         log.warning("api_database_unavailable", code=exc.code, error=exc.message)
     detail = exc.message
-    if status == 503:
+    if status == 503 and exc.code != "denial_log_full":
         # The message names the database host; keep it in the log, not in the response.
         detail = "the database is unavailable; try again shortly"
     problems: Sequence[FieldProblem] = getattr(exc, "problems", ())
     if status == 422 and problems:
         return _invalid(request, problems)
     errors = [FieldError(field=field, message=detail)] if isinstance(field, str) else None
+    extensions, headers = _specifics(exc)
     return problem_response(
         request,
         status,
@@ -210,8 +232,25 @@ def _ledgerflow_problem(request: Request, exc: LedgerflowError) -> JSONResponse:
         detail,
         field=field if isinstance(field, str) else None,
         errors=errors,
+        headers=headers,
         retry_after=retry_after,
+        extensions=extensions,
     )
+
+
+def _specifics(exc: LedgerflowError) -> tuple[dict[str, Any], dict[str, str]]:
+    """What a results error adds to its problem: body fields and headers.
+
+    410 says when and why the data was purged; 412 names the transcript's current version
+    (also as its ``ETag``); 416 sends ``Content-Range: bytes */<size>`` (RFC 9110).
+    """
+    if isinstance(exc, Gone):
+        return {"purged_at": exc.purged_at, "reason": exc.reason}, {}
+    if isinstance(exc, VersionMismatch):
+        return {"current_version": exc.current}, {"ETag": f'"{exc.current}"'}
+    if isinstance(exc, RangeNotSatisfiable):
+        return {}, {"Content-Range": f"bytes */{exc.size}", "Accept-Ranges": "bytes"}
+    return {}, {}
 
 
 def install_problem_handlers(app: FastAPI) -> None:
@@ -255,4 +294,9 @@ def install_problem_handlers(app: FastAPI) -> None:
 ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
     status: {"model": Problem, "description": _TITLES[status]}
     for status in (400, 401, 403, 404, 409, 413, 422, 429, 503)
+}
+
+#: The 410 of a route that reads data retention may purge.
+GONE_RESPONSES: dict[int | str, dict[str, Any]] = {
+    410: {"model": Problem, "description": "Purged by retention: `purged_at` and `reason`"}
 }

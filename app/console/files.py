@@ -14,16 +14,9 @@ from app.results import OpenFile
 
 def file_response(opened: OpenFile, *, download: bool) -> StreamingResponse:
     """The streamed response for ``opened`` (the file is closed when the stream ends)."""
-    headers = {"Accept-Ranges": "bytes", "Content-Length": str(opened.range.length)}
-    if opened.sha256:
-        headers["ETag"] = f'"{opened.sha256}"'
-    if opened.range.partial:
-        headers["Content-Range"] = opened.range.content_range()
-    if download:
-        headers["Content-Disposition"] = f'attachment; filename="{opened.name}"'
     return StreamingResponse(
         opened.chunks(),
-        status_code=206 if opened.range.partial else 200,
+        status_code=opened.status_code,
         media_type=opened.media_type,
-        headers=headers,
+        headers=opened.headers(download=download),
     )

@@ -10,6 +10,7 @@ a list of ranges, another unit, or a range past the end is refused with 416.
 from __future__ import annotations
 
 import asyncio
+import base64
 import os
 import re
 from collections.abc import AsyncIterator
@@ -89,6 +90,29 @@ class OpenFile:
     #: The file's SHA-256 as recorded (manifest, upload), for ``ETag`` and ``Digest``.
     sha256: str | None
     handle: IO[bytes] = field(repr=False)
+
+    @property
+    def status_code(self) -> int:
+        """206 for a byte range, 200 for the whole file."""
+        return 206 if self.range.partial else 200
+
+    def headers(self, *, download: bool) -> dict[str, str]:
+        """The response headers: length, range, and the recorded SHA-256 as ``ETag`` and
+        as ``Digest`` (RFC 3230) / ``Repr-Digest`` (RFC 9530), both of the whole file.
+
+        ``download`` adds ``Content-Disposition: attachment`` with the file's name.
+        """
+        headers = {"Accept-Ranges": "bytes", "Content-Length": str(self.range.length)}
+        if self.sha256:
+            encoded = base64.b64encode(bytes.fromhex(self.sha256)).decode("ascii")
+            headers["ETag"] = f'"{self.sha256}"'
+            headers["Digest"] = f"sha-256={encoded}"
+            headers["Repr-Digest"] = f"sha-256=:{encoded}:"
+        if self.range.partial:
+            headers["Content-Range"] = self.range.content_range()
+        if download:
+            headers["Content-Disposition"] = f'attachment; filename="{self.name}"'
+        return headers
 
     async def chunks(self) -> AsyncIterator[bytes]:
         """The range's bytes in chunks of at most 64 KiB; closes the file at the end."""
