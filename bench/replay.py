@@ -6,8 +6,10 @@ keys), in as many transactions. :func:`read_rows` reads every table of a databas
 order its rows were written, once before the engine's worker starts and once after it
 stops; :func:`make_plan` turns the difference into the run's writes; :func:`replay` writes
 them into a fresh database migrated like any other (``app.database.schema.upgrade``) with
-plain ``sqlite3`` (the engine's pragmas, ``BEGIN IMMEDIATE``) or ``asyncpg`` (one
-connection), one transaction per batch, ``executemany`` per statement, and times only that.
+plain ``sqlite3`` (the pragmas read from a connection of ledgerflow's engine, ``BEGIN
+IMMEDIATE``) or ``asyncpg`` (one connection), one transaction per batch, ``executemany``
+per statement, and times only that. No background checkpointer runs beside the SQLite
+replay: SQLite's own auto-checkpoint, at the engine's ``wal_autocheckpoint``, is all.
 
 What is replayed (tables are discovered, not listed):
 
@@ -53,7 +55,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.database.engine import _on_sqlite_connect
+from app.database import Database
 from bench.baselines import Backend, prepare_database, scratch_database_async
 
 #: Tables that are not the application's data.
@@ -500,11 +502,42 @@ def _differs(expected: Rows, got: Rows) -> tuple[str, ...]:
     )
 
 
-def _sqlite_replay(path: str, plan: Plan, fresh: Rows) -> float:
-    conn = sqlite3.connect(path)
+#: Connection settings read from a connection ledgerflow's engine opened, and copied.
+_PRAGMAS = (
+    "journal_mode",
+    "synchronous",
+    "busy_timeout",
+    "foreign_keys",
+    "wal_autocheckpoint",
+    "journal_size_limit",
+    "cache_size",
+    "mmap_size",
+    "temp_store",
+)
+
+
+async def engine_pragmas(url: str) -> list[tuple[str, Any]]:
+    """The pragmas ledgerflow's engine (``app.database``) sets, as a connection of it has them.
+
+    Read, not restated, so that the replay follows whatever the engine's connect listener
+    sets today.
+    """
+    database = Database.from_url(make_url(url).set(drivername="sqlite+aiosqlite"))
     try:
-        # The very listener ledgerflow's engine runs on every connection (its pragmas).
-        _on_sqlite_connect(conn, None)
+        async with database.engine.connect() as conn:
+            return [
+                (name, (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar_one())
+                for name in _PRAGMAS
+            ]
+    finally:
+        await database.dispose()
+
+
+def _sqlite_replay(path: str, plan: Plan, fresh: Rows, pragmas: list[tuple[str, Any]]) -> float:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        for name, value in pragmas:
+            conn.execute(f"PRAGMA {name}={value}")
         conn.execute("BEGIN IMMEDIATE")
         for op, params in _setup_ops(fresh, plan.setup):
             conn.executemany(op.sql("sqlite"), params)
@@ -549,7 +582,8 @@ async def replay(backend: Backend, plan: Plan) -> Replayed:
         parsed = make_url(url)
         if backend == "sqlite":
             assert parsed.database is not None
-            seconds = await asyncio.to_thread(_sqlite_replay, parsed.database, plan, fresh)
+            pragmas = await engine_pragmas(url)
+            seconds = await asyncio.to_thread(_sqlite_replay, parsed.database, plan, fresh, pragmas)
         else:
             dsn = parsed.set(drivername="postgresql").render_as_string(hide_password=False)
             seconds = await _postgresql_replay(dsn, plan, fresh)
