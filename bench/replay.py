@@ -318,7 +318,12 @@ def _to_state(event_type: str, event_data: Any) -> str | None:
 
 
 def _chain_rows(before: Rows, after: Rows) -> dict[tuple[str, int], _ChainRow]:
-    """The run's audit rows by (chain, seq), with their position among the run's audit rows."""
+    """The run's audit rows by (chain, seq), with their position among the run's audit rows.
+
+    Along one chain positions follow ``seq``: PostgreSQL's ``ctid`` order within one
+    transaction is not always the order of insertion, and the updates placed at these
+    positions must come in chain order.
+    """
     if _AUDIT not in after:
         return {}
     table = after[_AUDIT]
@@ -326,15 +331,19 @@ def _chain_rows(before: Rows, after: Rows) -> dict[tuple[str, int], _ChainRow]:
     new = [row for row in table.rows if table.key_of(row) not in old]
     names = ("chain_key", "seq", "hash", "occurred_at", "event_type", "event_data")
     at = {c: table.columns.index(c) for c in names}
-    return {
-        (row[at["chain_key"]], row[at["seq"]]): _ChainRow(
-            (i + 0.5) / len(new),
+    positions: dict[str, list[float]] = defaultdict(list)
+    for i, row in enumerate(new):
+        positions[row[at["chain_key"]]].append((i + 0.5) / len(new))
+    rows: dict[tuple[str, int], _ChainRow] = {}
+    for row in sorted(new, key=lambda r: (r[at["chain_key"]], r[at["seq"]])):
+        chain = row[at["chain_key"]]
+        rows[(chain, row[at["seq"]])] = _ChainRow(
+            positions[chain].pop(0),
             row[at["hash"]],
             row[at["occurred_at"]],
             _to_state(row[at["event_type"]], row[at["event_data"]]),
         )
-        for i, row in enumerate(new)
-    }
+    return rows
 
 
 def _chain_key(value: Any) -> str:
