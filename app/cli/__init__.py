@@ -20,6 +20,8 @@ from app.cli.audit import audit_cli
 from app.cli.clients import clients_cli
 from app.cli.common import command_group
 from app.cli.db import db_cli
+from app.cli.deliveries import delivery_cli
+from app.cli.recordings import recordings_cli
 from app.cli.requests import requests_cli, requests_group
 from app.cli.retention import retention_cli
 from app.cli.reviews import approvals_cli, escalations_cli
@@ -44,11 +46,13 @@ cli.add_typer(db_cli, name="db")
 cli.add_typer(audit_cli, name="audit")
 cli.add_typer(clients_cli, name="clients")
 cli.add_typer(requests_group, name="requests")
+cli.add_typer(recordings_cli, name="recordings")
 cli.add_typer(approvals_cli, name="approvals")
 cli.add_typer(escalations_cli, name="escalations")
 cli.add_typer(retention_cli, name="retention")
 cli.registered_commands.extend(serve_cli.registered_commands)
 cli.registered_commands.extend(requests_cli.registered_commands)
+requests_group.registered_commands.extend(delivery_cli.registered_commands)
 
 
 def _error(message: str) -> None:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
     from rich.console import Console
     from sqlalchemy.engine import URL
 
+    from app.auth import Principal
     from app.database import Database
     from app.orchestrator.engine import Orchestrator
     from app.orchestrator.ids import Noun
@@ -194,6 +195,25 @@ def actor_of(name: str | None) -> str:
         return f"cli:{getpass.getuser()}"
     except (OSError, KeyError):
         return "cli"
+
+
+#: ``--as`` on the commands that read clinical content or delivered data (each read audited).
+ReadAsOption = Annotated[
+    str | None,
+    typer.Option("--as", help="Who reads (recorded with each read); default cli:$USER."),
+]
+
+
+def operator(name: str, command: str, target: str) -> Principal:
+    """The person at the command line as :mod:`app.results` takes them.
+
+    An admin (whoever holds the database URL can read every row anyway) on channel ``cli``,
+    with ``ledgerflow <command> <target>`` as the origin a refusal would be recorded with.
+    """
+    from app.auth import Origin, Principal, Role
+
+    origin = Origin("CLI", command, f"{command} {target}")
+    return Principal(name, Role.ADMIN, channel="cli", origin=origin)
 
 
 def describe_database(url: URL) -> str:

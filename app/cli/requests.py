@@ -34,7 +34,7 @@ if TYPE_CHECKING:
     from app.orchestrator.views import History, RequestPage, RequestView
 
 requests_cli = command_group()
-requests_group = command_group("List, show and cancel requests.")
+requests_group = command_group("List, show and cancel requests; download deliveries.")
 
 
 @requests_cli.command("worker")

@@ -187,6 +187,20 @@ class Recordings:
                 await self._record_read(session, viewer, row, row.transcript_version)
         return RecordingPublic(**summary, transcript=text)
 
+    async def summary(self, viewer: Principal, recording_id: uuid.UUID) -> RecordingSummary:
+        """One recording's metadata without its text (so not a PHI read), for any role that
+        may read metadata: what ``ledgerflow recordings show`` prints."""
+        operation = "recordings.summary"
+        await require_role(
+            self.database,
+            viewer,
+            METADATA_READERS,
+            what="recordings",
+            operation=operation,
+            target=str(recording_id),
+        )
+        return RecordingSummary(**_summary(await self._visible(viewer, recording_id, operation)))
+
     async def list(
         self,
         viewer: Principal,

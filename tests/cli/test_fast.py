@@ -64,3 +64,11 @@ def test_a_reading_command_loads_neither_agents_nor_the_write_path(database_url:
         "app.api",
     }
     assert not heavy & modules, heavy & modules
+
+
+def test_reading_recordings_loads_no_web_code(database_url: URL) -> None:
+    url = database_url.render_as_string(hide_password=False)
+    modules = imported("recordings", "list", "--json", "--database-url", url)
+    assert "app.results.recordings" in modules
+    assert not loaded(modules, "fastapi", "starlette", "uvicorn", "httpx")
+    assert not {m for m in modules if m.startswith(("app.api", "app.console", "app.client"))}
