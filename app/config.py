@@ -50,6 +50,11 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     db_max_overflow: int = 20
     db_echo: bool = False
+    #: SQLite: WAL pages before a COMMIT checkpoints by itself (a safety net: workers
+    #: checkpoint in the background every SQLITE_CHECKPOINT_SECONDS; see app/database/wal.py).
+    sqlite_wal_autocheckpoint: int = Field(default=20_000, ge=0)
+    #: SQLite: seconds between a worker's background WAL checkpoints (0: none).
+    sqlite_checkpoint_seconds: float = Field(default=1.0, ge=0)
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
     log_format: Literal["auto", "console", "json"] = "auto"
 

@@ -20,6 +20,7 @@ from typing import Any, TypedDict
 
 from app.audit.events import AuditEvent
 from app.database.types import canonical_json_text
+from app.ids import uuid7
 
 GENESIS = "0" * 64
 SYSTEM_CHAIN = "system"
@@ -103,7 +104,7 @@ class ChainHead:
     ) -> AuditRow:
         """Return the ``audit_logs`` row for ``event`` and advance."""
         row = AuditRow(
-            id=uuid.uuid4(),
+            id=uuid7(),
             chain_key=self.chain_key,
             seq=self.seq + 1,
             request_id=request_id,

@@ -23,8 +23,14 @@ SHORT_ID = 8
 
 
 def short_id(value: uuid.UUID | str | None) -> str:
-    """The first characters of an id, as shown in tables."""
-    return "" if value is None else str(value)[:SHORT_ID]
+    """An id as tables show it: its first characters, and for a time-ordered id (UUIDv7,
+    whose first digits are the creation time and so alike for neighbours) its last four."""
+    if value is None:
+        return ""
+    text = str(value)
+    if len(text) == 36 and text[14] == "7":
+        return f"{text[:SHORT_ID]}…{text[-4:]}"
+    return text[:SHORT_ID]
 
 
 def iso_utc(moment: datetime | None) -> str:

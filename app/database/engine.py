@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import sqlite3
 import urllib.parse
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Any
 
@@ -32,19 +32,24 @@ from app.exceptions import ConfigurationError
 _SQLITE_BEGIN = "ledgerflow_sqlite_begin"
 
 
-def _on_sqlite_connect(dbapi_connection: Any, _record: Any) -> None:
-    # Every new SQLite connection needs these; pragmas are per connection, not per file.
-    # WAL lets readers run beside the single writer; NORMAL is durable across process
-    # crashes in WAL mode; busy_timeout waits for the writer instead of failing at once;
-    # foreign keys are off by default in SQLite.
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=NORMAL")
-    cursor.execute("PRAGMA busy_timeout=5000")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.close()
-    # Let SQLAlchemy, not the driver, decide when transactions begin (see _on_sqlite_begin).
-    dbapi_connection.isolation_level = None
+def _sqlite_pragmas(wal_autocheckpoint: int) -> Callable[[Any, Any], None]:
+    def on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Every new SQLite connection needs these; pragmas are per connection, not per
+        # file. WAL lets readers run beside the single writer; NORMAL is durable across
+        # process crashes in WAL mode; busy_timeout waits for the writer instead of failing
+        # at once; foreign keys are off by default in SQLite; checkpoints happen mostly in
+        # the background (app/database/wal.py), not inside a writer's COMMIT.
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=5000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute(f"PRAGMA wal_autocheckpoint={int(wal_autocheckpoint)}")
+        cursor.close()
+        # Let SQLAlchemy, not the driver, decide when transactions begin (_on_sqlite_begin).
+        dbapi_connection.isolation_level = None
+
+    return on_connect
 
 
 def _on_sqlite_begin(conn: Any) -> None:
@@ -116,7 +121,8 @@ def create_engine(url: URL | str | None = None, settings: Settings | None = None
     """Create an async engine for ``url`` (default: ``DATABASE_URL``) with our per-dialect setup.
 
     SQLite: the file is opened read-write and never created (see :func:`create_sqlite_file`);
-    every connection gets WAL, synchronous=NORMAL, busy_timeout=5000 and foreign_keys=ON.
+    every connection gets WAL, synchronous=NORMAL, busy_timeout=5000, foreign_keys=ON and
+    ``wal_autocheckpoint`` from settings.
     PostgreSQL: asyncpg with a pre-pinged pool sized from settings.
     """
     settings = settings or get_settings()
@@ -129,7 +135,9 @@ def create_engine(url: URL | str | None = None, settings: Settings | None = None
             url, echo=settings.db_echo, json_serializer=canonical_json_text
         )
         event.listen(engine.sync_engine, "do_connect", _on_sqlite_do_connect)
-        event.listen(engine.sync_engine, "connect", _on_sqlite_connect)
+        event.listen(
+            engine.sync_engine, "connect", _sqlite_pragmas(settings.sqlite_wal_autocheckpoint)
+        )
         event.listen(engine.sync_engine, "begin", _on_sqlite_begin)
         return engine
     engine = create_async_engine(

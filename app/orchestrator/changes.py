@@ -21,6 +21,8 @@ from collections.abc import Iterable, Sequence
 from typing import Any, Literal
 
 from sqlalchemy import Table, and_, insert, select, update
+from sqlalchemy.dialects.postgresql import insert as postgresql_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from app.agents.base import DomainWrite
@@ -37,7 +39,14 @@ from app.database.models import (
     StateTransition,
 )
 from app.orchestrator.exceptions import IllegalTransition, NotFound
-from app.orchestrator.records import OPEN_GATE, Change, Gate, GateClosed, Snapshot
+from app.orchestrator.records import (
+    OPEN_GATE,
+    Change,
+    Gate,
+    GateClosed,
+    RequestRow,
+    Snapshot,
+)
 
 REQUESTS: Table = Request.__table__  # type: ignore[assignment]  # declarative __table__ is a Table
 _APPROVALS: Table = Approval.__table__  # type: ignore[assignment]  # same
@@ -67,7 +76,8 @@ _RECORDS = _tables()
 async def write_changes(session: AsyncSession, changes: Sequence[Change]) -> set[uuid.UUID]:
     """Write a batch of changes in the session's transaction; returns the ids that applied.
 
-    Round trips: one multi-row INSERT of new requests (if any); one ``UPDATE ... FROM
+    Round trips: one multi-row INSERT of new requests (if any; a row whose idempotency
+    key its submitter already used is skipped, and so is its change); one ``UPDATE ... FROM
     (VALUES ...) RETURNING id`` guarded by ``id AND version`` (primary key) per set of
     changed columns (usually one); the record rows (SQLite: one executemany INSERT per
     table; PostgreSQL: one statement of ``unnest`` INSERTs for all tables); then gate
@@ -80,9 +90,7 @@ async def write_changes(session: AsyncSession, changes: Sequence[Change]) -> set
         return set()
     connection = await session.connection()
     new = [c.insert for c in changes if c.insert is not None]
-    if new:
-        await session.execute(insert(REQUESTS), new)
-    passed = {c.request_id for c in changes if c.insert is not None}
+    passed = await _insert_requests(session, new) if new else set()
     passed |= await _fenced_updates(connection, [c for c in changes if c.insert is None])
     kept = [c for c in changes if c.request_id in passed]
     await _insert_records(connection, kept)
@@ -101,6 +109,15 @@ async def write_changes(session: AsyncSession, changes: Sequence[Change]) -> set
             now=max(change.now for change in kept),
         )
     return passed
+
+
+async def _insert_requests(session: AsyncSession, rows: Sequence[RequestRow]) -> set[uuid.UUID]:
+    """Insert new request rows, skipping any that meets a unique key; the ids inserted."""
+    dialect = session.bind.dialect.name if session.bind is not None else "sqlite"
+    dialect_insert = postgresql_insert if dialect == "postgresql" else sqlite_insert
+    statement = dialect_insert(REQUESTS).on_conflict_do_nothing().returning(REQUESTS.c.id)
+    result = await session.execute(statement, list(rows))
+    return {i if isinstance(i, uuid.UUID) else uuid.UUID(str(i)) for i in result.scalars()}
 
 
 def _fenced_row(change: Change) -> tuple[tuple[str, ...], tuple[Any, ...]]:

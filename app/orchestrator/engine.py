@@ -9,17 +9,14 @@ Every function is one transaction through ``Database.session()`` and writes thro
 from __future__ import annotations
 
 import uuid
-from collections.abc import Mapping
-from typing import Any, Literal, TypeVar
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal, Required, TypedDict, TypeVar
 
 from pydantic import BaseModel
-from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from app.audit.chain import digest
 from app.config import Settings, get_settings
-from app.database import Database, IntegrityViolation
-from app.database.models import Request
+from app.database import Database
 from app.database.types import utcnow
 from app.orchestrator import transitions
 from app.orchestrator.changes import (
@@ -30,29 +27,27 @@ from app.orchestrator.changes import (
     write_changes,
 )
 from app.orchestrator.exceptions import (
-    IdempotencyConflict,
     InvalidRequest,
-    QueueFull,
 )
 from app.orchestrator.reads import Reader
-from app.orchestrator.records import Change, Gate, Snapshot
+from app.orchestrator.records import Gate, Snapshot
 from app.orchestrator.retry import retrying_write
-from app.orchestrator.states import State
+from app.orchestrator.submit import (
+    MAX_BATCH,
+    Outcome,
+    Prepared,
+    SubmitWriter,
+    prepare,
+    require_text,
+)
 from app.orchestrator.views import (
     RequestView,
 )
 from app.orchestrator.workflows import WorkflowRegistry
+from app.validation import FieldProblem
 
 _MAX_TEXT = 2000
 ViewT = TypeVar("ViewT", bound=BaseModel)
-
-
-def _require_text(value: str | None, field: str, *, limit: int = 128) -> str:
-    if not isinstance(value, str) or not value.strip():
-        raise InvalidRequest("must be a non-empty string", field=field)
-    if len(value) > limit:
-        raise InvalidRequest(f"must be at most {limit} characters", field=field)
-    return value.strip()
 
 
 def _optional_text(value: str | None, field: str) -> str | None:
@@ -63,28 +58,14 @@ def _optional_text(value: str | None, field: str) -> str | None:
     return value
 
 
-def submitted_view(change: Change) -> RequestView:
-    """The view of a request just inserted, built from its row (no read-back)."""
-    row = change.insert
-    if row is None:
-        raise ValueError("not a submit")
-    return RequestView(
-        id=row["id"],
-        kind=row["kind"],
-        state=row["state"],
-        current_step=row["current_step"],
-        step_index=row["step_index"],
-        attempt=row["attempt"],
-        priority=row["priority"],
-        submitted_by=row["submitted_by"],
-        idempotency_key=row["idempotency_key"],
-        payload=row["payload"],
-        result=None,
-        error=None,
-        created_at=row["created_at"],
-        updated_at=row["updated_at"],
-        completed_at=None,
-    )
+class SubmitSpec(TypedDict, total=False):
+    """One submit of :meth:`Orchestrator.submit_many`: :meth:`Orchestrator.submit`'s arguments."""
+
+    kind: Required[str]
+    payload: Required[Mapping[str, Any]]
+    submitted_by: Required[str]
+    idempotency_key: str | None
+    priority: int
 
 
 class Orchestrator(Reader):
@@ -110,10 +91,15 @@ class Orchestrator(Reader):
         #: What submitted payloads are checked against (``AUDIO_DIR``...); None: the
         #: process's settings.
         self.settings = settings
+        self._submits = SubmitWriter(database, self._queue_limit)
+
+    def _queue_limit(self) -> int:
+        if self.max_queued_requests is not None:
+            return self.max_queued_requests
+        return get_settings().max_queued_requests
 
     # -- submit ---------------------------------------------------------------------------
 
-    @retrying_write
     async def submit(
         self,
         kind: str,
@@ -130,95 +116,47 @@ class Orchestrator(Reader):
         resubmission of an existing idempotency key still returns its request. An invalid
         payload raises ``InvalidRequest`` naming every bad field, also those checked against
         the settings (a transcription's ``audio_file_path`` outside ``AUDIO_DIR``).
+        Concurrent submits share one transaction (:class:`~app.orchestrator.submit.SubmitWriter`).
         """
-        submitted_by = _require_text(submitted_by, "submitted_by")
-        if idempotency_key is not None:
-            idempotency_key = _require_text(idempotency_key, "idempotency_key", limit=255)
-        if not isinstance(priority, int) or isinstance(priority, bool):
-            raise InvalidRequest("must be an integer", field="priority")
-        if not -100 <= priority <= 100:
-            bound = "at least -100" if priority < -100 else "at most 100"
-            raise InvalidRequest(f"must be {bound}", field="priority")
-        if not isinstance(payload, Mapping):
-            raise InvalidRequest("must be an object", field="payload")
-        workflow = self.workflows.get(kind)
-        clean = workflow.validate_payload(payload, self.settings)
-        payload_digest = digest(clean)
-        if idempotency_key is not None:
-            existing = await self._find_idempotent(submitted_by, idempotency_key, payload_digest)
-            if existing is not None:
-                return existing
-        change = transitions.submitted(
-            request_id=uuid.uuid4(),
-            workflow=workflow,
-            payload=clean,
-            payload_digest=payload_digest,
-            submitted_by=submitted_by,
-            idempotency_key=idempotency_key,
-            priority=priority,
-            now=utcnow(),
+        prepared = prepare(
+            self.workflows,
+            kind,
+            payload,
+            submitted_by,
+            idempotency_key,
+            priority,
+            settings=self.settings,
         )
-        try:
-            async with self.database.session() as session:
-                await self._check_queue(session)
-                await write_changes(session, [change])
-        except IntegrityViolation:
-            # A concurrent submit with the same key won the unique constraint.
-            if idempotency_key is None:
-                raise
-            existing = await self._find_idempotent(submitted_by, idempotency_key, payload_digest)
-            if existing is None:
-                raise
-            return existing
-        return submitted_view(change)
+        [outcome] = await self._submits.write([prepared])
+        if isinstance(outcome, Exception):
+            raise outcome
+        return outcome
 
-    async def _check_queue(self, session: AsyncSession) -> None:
-        """Raise ``QueueFull`` when the pending requests reach the limit.
+    async def submit_many(self, submits: Sequence[SubmitSpec]) -> list[Outcome]:
+        """Submit up to 500 requests at once: all are checked before any is written.
 
-        Counts at most ``limit`` pending rows (an index range on
-        ``ix_requests_state_created_at``) inside the submit transaction: exact on SQLite (one
-        writer); on PostgreSQL concurrent submits may overshoot by their number.
+        Each of ``submits`` is the keyword arguments of :meth:`submit` (``kind``,
+        ``payload``, ``submitted_by``, optional ``idempotency_key`` and ``priority``). If
+        any is invalid, ``InvalidRequests`` names every invalid field (``3.payload...``)
+        and nothing is written. Otherwise each gets its outcome, in order: its request (new,
+        or the existing one for a known idempotency key), or the error that refused it
+        (``IdempotencyConflict``, ``QueueFull``).
         """
-        settings = get_settings()
-        limit = (
-            self.max_queued_requests
-            if self.max_queued_requests is not None
-            else settings.max_queued_requests
-        )
-        if limit <= 0:
-            return
-        pending = select(Request.id).where(Request.state == State.PENDING).limit(limit)
-        count = (
-            await session.execute(select(func.count()).select_from(pending.subquery()))
-        ).scalar_one()
-        if count >= limit:
-            retry_after = settings.queue_full_retry_after_seconds
-            raise QueueFull(
-                f"{count} requests are already waiting (MAX_QUEUED_REQUESTS={limit}); "
-                f"retry after {retry_after} s",
-                retry_after=retry_after,
-                limit=limit,
-            )
-
-    async def _find_idempotent(
-        self, submitted_by: str, key: str, payload_digest: str
-    ) -> RequestView | None:
-        async with self.database.read_session() as session:
-            row = (
-                await session.execute(
-                    select(Request).where(
-                        Request.submitted_by == submitted_by, Request.idempotency_key == key
-                    )
+        if not 1 <= len(submits) <= MAX_BATCH:
+            raise InvalidRequest(f"must hold 1 to {MAX_BATCH} requests", field="requests")
+        prepared: list[Prepared] = []
+        problems: list[FieldProblem] = []
+        for index, spec in enumerate(submits):
+            try:
+                prepared.append(prepare(self.workflows, **spec, settings=self.settings))
+            except InvalidRequest as exc:
+                found = exc.problems or (FieldProblem("", str(exc)),)
+                problems.extend(
+                    FieldProblem(f"{index}.{p.field}".rstrip("."), p.message) for p in found
                 )
-            ).scalar_one_or_none()
-            if row is None:
-                return None
-            if row.payload_digest != payload_digest:
-                raise IdempotencyConflict(
-                    f"idempotency key {key!r} was used by {submitted_by} "
-                    f"for request {row.id} with a different payload"
-                )
-            return RequestView.model_validate(row)
+        if problems:
+            raise InvalidRequest(problems=problems)
+        return await self._submits.write(prepared)
 
     # -- steer ----------------------------------------------------------------------------
 
@@ -228,7 +166,7 @@ class Orchestrator(Reader):
     ) -> RequestView:
         """Cancel a request that has not finished; a running step's late result is discarded
         and the request's files are removed once no agent can still be writing them."""
-        actor = _require_text(actor, "actor")
+        actor = require_text(actor, "actor")
         reason = _optional_text(reason, "reason")
         async with self.database.session() as session:
             snap = await lock_snapshot(session, request_id)
@@ -245,7 +183,7 @@ class Orchestrator(Reader):
         note: str | None = None,
     ) -> RequestView:
         """Approve (the request goes on) or reject (it fails, with the reviewer's note)."""
-        actor = _require_text(actor, "actor")
+        actor = require_text(actor, "actor")
         note = _optional_text(note, "note")
         if decision not in ("approve", "reject"):
             raise InvalidRequest("must be 'approve' or 'reject'", field="decision")
@@ -266,7 +204,7 @@ class Orchestrator(Reader):
         note: str | None = None,
     ) -> RequestView:
         """Decide an escalated request: retry the step, skip it, or fail the request."""
-        actor = _require_text(actor, "actor")
+        actor = require_text(actor, "actor")
         note = _optional_text(note, "note")
         if resolution not in ("retry", "skip", "fail"):
             raise InvalidRequest("must be 'retry', 'skip' or 'fail'", field="resolution")

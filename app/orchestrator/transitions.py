@@ -44,6 +44,7 @@ from app.audit.events import (
     StateChanged,
     StepRecovered,
 )
+from app.ids import uuid7
 from app.orchestrator.exceptions import IllegalTransition
 from app.orchestrator.records import (
     ApprovalRow,
@@ -173,7 +174,7 @@ class _Draft:
             )
         self.change.transitions.append(
             TransitionRow(
-                id=uuid.uuid4(),
+                id=uuid7(),
                 request_id=self.snap.id,
                 from_state=str(self.state),
                 to_state=str(target),
@@ -272,7 +273,7 @@ class _Draft:
         """The request ended without a delivery: its steps' files are owed a removal."""
         self.change.cleanups.append(
             CleanupRow(
-                id=uuid.uuid4(),
+                id=uuid7(),
                 request_id=self.snap.id,
                 reason=reason,
                 created_at=self.now,
@@ -293,7 +294,7 @@ class _Draft:
     ) -> ExecutionRow:
         snap = self.snap
         row = ExecutionRow(
-            id=uuid.uuid4(),
+            id=uuid7(),
             request_id=snap.id,
             step=step.name,
             step_index=snap.step_index,
@@ -360,7 +361,7 @@ def submitted(
     )
     draft.change.transitions.append(
         TransitionRow(
-            id=uuid.uuid4(),
+            id=uuid7(),
             request_id=request_id,
             from_state=None,
             to_state=str(State.PENDING),

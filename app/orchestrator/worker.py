@@ -38,8 +38,10 @@ from app.audit.events import StaleResultDiscarded
 from app.audit.system import SystemEntry, append_system
 from app.config import Settings, get_settings
 from app.database import Database, IntegrityViolation
+from app.database.engine import sqlite_path
 from app.database.models import AgentExecution, Request
 from app.database.types import utcnow
+from app.database.wal import WalCheckpointer
 from app.orchestrator import transitions
 from app.orchestrator.changes import write_changes
 from app.orchestrator.cleanup import CleanupRunner, clean_before_rerun
@@ -117,6 +119,8 @@ class Worker:
         committer = asyncio.create_task(self.committer.run(), name="group-commit")
         heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
         cleaner = asyncio.create_task(self.cleanups.run(self._stopping), name="cleanups")
+        checkpointer = self._wal_checkpointer()
+        checkpoints = checkpointer and asyncio.create_task(checkpointer.run(), name="wal")
         try:
             await self._claim_loop(until_idle)
         finally:
@@ -128,7 +132,15 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             await cleaner
+            if checkpointer and checkpoints:
+                checkpointer.stop()
+                await checkpoints
             log.info("worker_stopped", steps=self.steps_done)
+
+    def _wal_checkpointer(self) -> WalCheckpointer | None:
+        path = sqlite_path(self.database.url) if self.database.dialect == "sqlite" else None
+        every = self.settings.sqlite_checkpoint_seconds
+        return WalCheckpointer(path, every) if path is not None and every > 0 else None
 
     async def _claim_loop(self, until_idle: bool) -> None:
         # Claim in batches: one claim transaction for a quarter of the slots, not one each.

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
+from app.console.render import short_id
 from tests.browser.conftest import ConsoleServer, SignIn, submit_research, upload_recording
 from tests.support.serve import run_cli
 
@@ -44,7 +45,7 @@ def test_reviewer_approves_with_a_note_and_the_trail_names_them(
 
     nav(page, "Approvals")
     expect(page.get_by_role("heading", name="Approvals")).to_be_visible()
-    page.locator(f"tr:has-text('{request_id[:8]}')").get_by_role("link").click()
+    page.locator(f"tr:has-text('{short_id(request_id)}')").get_by_role("link").click()
     expect(page.get_by_role("heading", name="What the step produced")).to_be_visible()
     # The normalised criteria are shown readably, not as JSON.
     expect(page.get_by_text("inclusion codes")).to_be_visible()
@@ -125,7 +126,7 @@ def test_reviewer_resolves_an_escalation_with_a_required_note(
     assert console.wait_state(request_id, {"escalated", "completed", "failed"}) == "escalated"
 
     nav(page, "Escalations")
-    page.locator(f"tr:has-text('{request_id[:8]}')").get_by_role("link").click()
+    page.locator(f"tr:has-text('{short_id(request_id)}')").get_by_role("link").click()
     expect(page.get_by_role("heading", name=re.compile("cohort below minimum"))).to_be_visible()
     expect(page.get_by_text("cohort size", exact=False).first).to_be_visible()
     page.get_by_role("button", name="Skip the step").click()
@@ -354,7 +355,7 @@ def test_clinician_plays_corrects_and_approves_a_transcript_and_both_versions_ar
     )
     page = sign_in("clinician")
     nav(page, "Approvals")
-    page.locator(f"tr:has-text('{request_id[:8]}')").get_by_role("link").click()
+    page.locator(f"tr:has-text('{short_id(request_id)}')").get_by_role("link").click()
     page.get_by_role("link", name="review the transcript").click()
     expect(page.get_by_role("heading", name=re.compile("^Recording"))).to_be_visible()
 

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 import pytest
 from playwright.sync_api import Browser, Page, expect
 
+from app.console.render import short_id
 from tests.browser.conftest import (
     NARROW,
     WIDE,
@@ -170,7 +171,7 @@ def test_ids_are_shortened_and_copy_in_full(
     page.context.grant_permissions(["clipboard-read", "clipboard-write"])
     page.goto(f"{console.base}/requests/{sample.waiting}")
     shown = page.locator("h1 code")
-    expect(shown).to_have_text(sample.waiting[:8])
+    expect(shown).to_have_text(short_id(sample.waiting))
     expect(shown).to_have_attribute("title", sample.waiting)
     page.get_by_role("button", name=f"Copy full request id {sample.waiting}").click()
     assert page.evaluate("() => navigator.clipboard.readText()") == sample.waiting

@@ -8,6 +8,7 @@ from collections.abc import Iterator
 import pytest
 from playwright.sync_api import expect
 
+from app.console.render import short_id
 from tests.browser.conftest import (
     ConsoleServer,
     SignIn,
@@ -45,7 +46,7 @@ def test_console_smoke_on_postgresql(console: ConsoleServer, sign_in: SignIn) ->
     page = sign_in("reviewer")
     expect(page.locator("section.card", has_text="Approvals")).to_contain_text("1")
     page.get_by_role("link", name="Approval queue").click()
-    page.locator(f"tr:has-text('{request_id[:8]}')").get_by_role("link").click()
+    page.locator(f"tr:has-text('{short_id(request_id)}')").get_by_role("link").click()
     page.get_by_label("Note").fill("Checked on PostgreSQL.")
     page.get_by_role("button", name="Approve").click()
     expect(page.get_by_role("status")).to_contain_text("Approved")

@@ -115,3 +115,11 @@ async def escalated_request(services: Services) -> uuid.UUID:
     view = await services.orchestrator.submit("research", research(irb_number=None), "svc-cli")
     await run_until_idle(services)
     return view.id
+
+
+def typed(request_id: uuid.UUID | str) -> str:
+    """A prefix of a request id as a person would type it back: UUIDv7 ids start with their
+    creation time, so ids made moments apart share their first digits; the first 23
+    characters reach 26 random bits."""
+    text = str(request_id)
+    return text[:23] if text[14] == "7" else text[:8]

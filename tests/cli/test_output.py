@@ -17,7 +17,7 @@ from sqlalchemy.engine import URL, make_url
 
 from app.bootstrap import Services
 from app.cli import cli
-from tests.cli.conftest import Run, escalated_request, gated_request
+from tests.cli.conftest import Run, escalated_request, gated_request, typed
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -65,13 +65,13 @@ async def test_json_output_of_every_list_and_show_command_parses(
     outputs: dict[str, Any] = {}
     for command in (
         ["requests", "list"],
-        ["requests", "show", request_id[:8]],
-        ["status", request_id[:8]],
+        ["requests", "show", typed(request_id)],
+        ["status", typed(request_id)],
         ["approvals", "list"],
         ["escalations", "list"],
         ["clients", "list"],
         ["audit", "query"],
-        ["audit", "trail", request_id[:8]],
+        ["audit", "trail", typed(request_id)],
         ["audit", "verify"],
         ["audit", "checkpoint"],
         ["db", "current"],

@@ -10,7 +10,7 @@ from app.agents.summaries import approval_line, escalation_line
 from app.bootstrap import Services
 from app.cli.common import id_shortener
 from app.orchestrator.views import History
-from tests.cli.conftest import WIDTH, Run, escalated_request, gated_request, research
+from tests.cli.conftest import WIDTH, Run, escalated_request, gated_request, research, typed
 
 UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
 
@@ -37,9 +37,9 @@ async def test_lists_fit_100_columns_with_whole_short_ids(
         ["approvals", "list", "--status", "all"],
         ["escalations", "list"],
         ["clients", "list"],
-        ["requests", "show", str(gated)[:8]],
-        ["requests", "show", str(escalated)[:8]],
-        ["audit", "trail", str(escalated)[:8]],
+        ["requests", "show", typed(gated)],
+        ["requests", "show", typed(escalated)],
+        ["audit", "trail", typed(escalated)],
         ["audit", "query", "--limit", "20"],
     ):
         result = await run(*command, "--database-url", url)
@@ -50,7 +50,7 @@ async def test_lists_fit_100_columns_with_whole_short_ids(
     listed = (await run("requests", "list", "--database-url", url)).out
     for request_id in (gated, escalated):
         # Each short id is on one line, whole: it can be copied and typed back.
-        assert re.search(rf"^{str(request_id)[:8]}\s", listed, re.M), listed
+        assert re.search(rf"^{str(request_id)[:8]}\S*\s", listed, re.M), listed
 
     wide = await run("requests", "list", "--wide", "--database-url", url)
     for request_id in (gated, escalated):
@@ -84,7 +84,7 @@ async def test_requests_show_tells_the_story_in_order(
         "--as", "dr-review", "--database-url", url,
     )  # fmt: skip
     assert decided.code == 0, decided.err
-    shown = await run("requests", "show", str(request_id)[:8], "--database-url", url)
+    shown = await run("requests", "show", typed(request_id), "--database-url", url)
     assert shown.code == 0
     story = flat(shown.out)
     assert story.startswith(f"request {request_id} (research) state failed submitted")
