@@ -169,9 +169,18 @@ def _problem_of(error: Mapping[str, Any]) -> FieldProblem:
     """One validation error named as the caller wrote it (``payload.age_range``, ``limit``)."""
     parts = list(error.get("loc", ()))
     source = str(parts.pop(0)) if parts and parts[0] in _SOURCES else None
-    # Discriminated unions put the tag in the location: body.research.payload.x.
-    if source == "body" and len(parts) > 1 and parts[0] in BODY_TAGS:
-        parts = parts[1:]
+    # Discriminated unions put the tag in the location: body.research.payload.x, and
+    # body.requests.3.research.payload.x in a batch.
+    if source == "body":
+        parts = [
+            part
+            for index, part in enumerate(parts)
+            if not (
+                part in BODY_TAGS
+                and index + 1 < len(parts)
+                and (index == 0 or isinstance(parts[index - 1], int))
+            )
+        ]
     if source == "header" and parts:
         parts = [str(parts[0]).replace("_", "-").title()]
     [problem] = field_problems([{**error, "loc": tuple(parts)}])

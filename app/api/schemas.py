@@ -49,6 +49,54 @@ class RequestPublic(RequestView):
     """A request as the API returns it."""
 
 
+BatchIdempotencyKey = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=255,
+        pattern=r"^[\x21-\x7e]+$",
+        description="Retry-safe submission: the same key and payload return the same request.",
+    ),
+]
+
+
+class ResearchBatchItem(ResearchCreate):
+    """A research request within a batch, with its own idempotency key."""
+
+    idempotency_key: BatchIdempotencyKey
+
+
+class TranscriptionBatchItem(TranscriptionCreate):
+    """A transcription request within a batch, with its own idempotency key."""
+
+    idempotency_key: BatchIdempotencyKey
+
+
+class RequestBatchCreate(_Body):
+    """``POST /v1/requests/batch``: 1 to 500 requests, each checked before any is written."""
+
+    requests: list[
+        Annotated[ResearchBatchItem | TranscriptionBatchItem, Field(discriminator="kind")]
+    ] = Field(min_length=1, max_length=500)
+
+
+class BatchItemResult(BaseModel):
+    """What became of one request of a batch: created, replayed (its idempotency key was
+    used before with the same payload), or refused (``conflict``: the key was used with
+    another payload; ``queue_full``: too many requests are waiting), with why."""
+
+    index: int
+    status: Literal["created", "replayed", "conflict", "queue_full"]
+    request: RequestPublic | None = None
+    detail: str | None = None
+
+
+class RequestBatchResult(BaseModel):
+    """One result per request of the batch, in the order they were sent."""
+
+    items: list[BatchItemResult]
+
+
 class RequestsPage(BaseModel):
     """One page of requests, newest first; pass ``next_cursor`` as ``cursor`` for the next."""
 

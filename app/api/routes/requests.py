@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Body, Header, Query, Request, Response
 
@@ -12,17 +12,23 @@ from app.api.auth import ReaderDep, SubmitterDep, deny, hide_unless_owner
 from app.api.deps import ServicesDep
 from app.api.problems import ERROR_RESPONSES, ApiError
 from app.api.schemas import (
+    BatchItemResult,
     CancelBody,
     HistoryPublic,
+    RequestBatchCreate,
+    RequestBatchResult,
     RequestCreate,
     RequestPublic,
     RequestsPage,
 )
 from app.auth.keys import Role
 from app.database.types import utcnow
+from app.orchestrator.engine import SubmitSpec
+from app.orchestrator.exceptions import IdempotencyConflict, InvalidRequest, QueueFull
 from app.orchestrator.states import State
+from app.orchestrator.submit import Outcome
 from app.orchestrator.views import RequestView
-from app.validation import IsoDateTime
+from app.validation import FieldProblem, IsoDateTime
 
 router = APIRouter(prefix="/v1", tags=["requests"], responses=ERROR_RESPONSES)
 
@@ -98,6 +104,56 @@ async def submit_request(
     )
     created_or_replayed(response, view, before)
     return public(view)
+
+
+@router.post("/requests/batch")
+async def submit_batch(
+    body: Annotated[RequestBatchCreate, Body()],
+    principal: SubmitterDep,
+    services: ServicesDep,
+) -> RequestBatchResult:
+    """Submit 1 to 500 requests in one call (submitters, admins).
+
+    Every request is checked first: one invalid field anywhere answers 422 naming each
+    (``requests.3.payload.age_range``) and nothing is written. Otherwise each request gets
+    its own result, in order: ``created``, ``replayed`` (its idempotency key was used
+    before with the same payload; the existing request is returned), ``conflict`` (the key
+    was used with another payload) or ``queue_full``.
+    """
+    specs: list[SubmitSpec] = []
+    for index, item in enumerate(body.requests):
+        payload = item.payload.model_dump(mode="json", exclude_none=True)
+        reject_nul(payload, f"requests.{index}.payload")
+        specs.append(
+            SubmitSpec(
+                kind=item.kind,
+                payload=payload,
+                submitted_by=principal.name,
+                idempotency_key=item.idempotency_key,
+                priority=item.priority,
+            )
+        )
+    before = utcnow()
+    try:
+        outcomes = await services.orchestrator.submit_many(specs)
+    except InvalidRequest as exc:
+        raise InvalidRequest(
+            problems=[FieldProblem(f"requests.{p.field}", p.message) for p in exc.problems]
+        ) from None
+    return RequestBatchResult(items=[_batch_result(i, o, before) for i, o in enumerate(outcomes)])
+
+
+def _batch_result(index: int, outcome: Outcome, before: datetime) -> BatchItemResult:
+    if isinstance(outcome, RequestView):
+        status: Literal["created", "replayed"] = (
+            "replayed" if outcome.created_at < before else "created"
+        )
+        return BatchItemResult(index=index, status=status, request=public(outcome))
+    if isinstance(outcome, IdempotencyConflict):
+        return BatchItemResult(index=index, status="conflict", detail=outcome.message)
+    if isinstance(outcome, QueueFull):
+        return BatchItemResult(index=index, status="queue_full", detail=outcome.message)
+    raise outcome
 
 
 @router.get("/requests")
