@@ -111,7 +111,7 @@ async def test_submit_many_checks_everything_before_writing_anything(database: D
                 "idempotency_key": f"m{i % 3}",
             }
             for i in range(6)
-        ]  # fmt: skip
+        ]
     )
     assert [type(o).__name__ for o in outcomes] == ["RequestView"] * 3 + ["IdempotencyConflict"] * 3
     assert await _count(database, Request) == 3
