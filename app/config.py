@@ -59,6 +59,8 @@ class Settings(BaseSettings):
     log_format: Literal["auto", "console", "json"] = "auto"
 
     worker_concurrency: int = 8
+    #: PostgreSQL: a worker's batches committing at once (SQLite always commits one at a time).
+    commit_parallelism: int = Field(default=2, ge=1, le=8)
     lease_seconds: float = 30.0
     heartbeat_seconds: float = 10.0
     poll_seconds: float = 0.5

@@ -22,7 +22,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import Sequence
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import structlog
 from sqlalchemy import select, tuple_
@@ -41,16 +41,24 @@ _Item = tuple[Change, "asyncio.Future[bool]"]
 _Mark = tuple[str, int, str]
 
 
+class Refilled(NamedTuple):
+    """What one batch's refill claimed, and how many worker slots it had reserved."""
+
+    snapshots: list[Snapshot]
+    reserved: int
+
+
 class Refill(Protocol):
     """Claims new requests inside a batch's transaction and starts them once it commits."""
 
     async def claim_within(
         self, session: AsyncSession, changes: Sequence[Change], passed: set[uuid.UUID]
-    ) -> list[Snapshot]:
+    ) -> Refilled:
         """Claim (in ``session``) up to as many requests as ``changes`` finish."""
 
-    def claimed(self, snapshots: list[Snapshot] | None) -> None:
-        """The transaction ended: start ``snapshots`` (None: it rolled back)."""
+    def claimed(self, refilled: Refilled, committed: bool) -> None:
+        """The transaction ended: free the reserved slots, and start the claimed requests
+        if it ``committed``."""
 
 
 class CommitHooks(Protocol):
@@ -72,9 +80,13 @@ class GroupCommitter:
         max_batch: int = 256,
         refill: Refill | None = None,
         hooks: CommitHooks | None = None,
+        parallel: int = 1,
     ) -> None:
         self.database = database
         self.max_batch = max_batch
+        #: Batches committing at once. With 2 on PostgreSQL, the next batch is built and
+        #: sent while the previous one commits; each is still one transaction, fenced.
+        self.parallel = 1 if database.dialect == "sqlite" else max(1, parallel)
         self.refill = refill
         self.hooks = hooks
         self._queue: asyncio.Queue[_Item | None] = asyncio.Queue()
@@ -90,22 +102,41 @@ class GroupCommitter:
         return await future
 
     async def run(self) -> None:
-        """Commit batches until :meth:`close` is called and the queue is empty."""
-        while True:
-            item = await self._queue.get()
-            if item is None:
-                return
-            batch = [item]
-            closing = False
-            while len(batch) < self.max_batch and not self._queue.empty():
-                more = self._queue.get_nowait()
-                if more is None:
-                    closing = True
-                    break
-                batch.append(more)
+        """Commit batches until :meth:`close` is called and the queue is empty.
+
+        A batch is whatever is queued when one of the ``parallel`` commit slots is free;
+        with one slot, batches commit strictly one after another.
+        """
+        slots = asyncio.Semaphore(self.parallel)
+        committing: set[asyncio.Task[None]] = set()
+        try:
+            while True:
+                await slots.acquire()
+                item = await self._queue.get()
+                if item is None:
+                    return
+                batch = [item]
+                closing = False
+                while len(batch) < self.max_batch and not self._queue.empty():
+                    more = self._queue.get_nowait()
+                    if more is None:
+                        closing = True
+                        break
+                    batch.append(more)
+                task = asyncio.create_task(self._commit_in_slot(batch, slots))
+                committing.add(task)
+                task.add_done_callback(committing.discard)
+                if closing:
+                    return
+        finally:
+            if committing:
+                await asyncio.gather(*committing)
+
+    async def _commit_in_slot(self, batch: Sequence[_Item], slots: asyncio.Semaphore) -> None:
+        try:
             await self._commit(batch)
-            if closing:
-                return
+        finally:
+            slots.release()
 
     async def close(self) -> None:
         """Let queued changes commit, then stop :meth:`run`."""
@@ -145,14 +176,14 @@ class GroupCommitter:
         refill_with = self.refill if refill else None
         async for attempt in transient_retry():
             with attempt:
-                claimed: list[Snapshot] | None = None
+                claimed = Refilled([], 0)
                 marks: list[_Mark] | None = None
                 try:
                     async with self.database.session() as session:
                         passed = await write_changes(session, changes)
                         if refill_with is not None:
                             claimed = await refill_with.claim_within(session, changes, passed)
-                        marks = _marks(changes, passed, claimed or [])
+                        marks = _marks(changes, passed, claimed.snapshots)
                         if self.hooks is not None:
                             await self.hooks.before_commit(session)
                     if self.hooks is not None:
@@ -163,17 +194,17 @@ class GroupCommitter:
                         self.resolved_landed += 1
                         log.warning("commit_outcome_resolved", landed=True, error=str(exc))
                         if refill_with is not None:
-                            refill_with.claimed(claimed)
+                            refill_with.claimed(claimed, committed=True)
                         return passed
                     if refill_with is not None:
-                        refill_with.claimed(None)
+                        refill_with.claimed(claimed, committed=False)
                     raise
                 except BaseException:
                     if refill_with is not None:
-                        refill_with.claimed(None)
+                        refill_with.claimed(claimed, committed=False)
                     raise
                 if refill_with is not None:
-                    refill_with.claimed(claimed)
+                    refill_with.claimed(claimed, committed=True)
                 return passed
         raise AssertionError("unreachable: tenacity reraises")
 

@@ -45,7 +45,7 @@ from app.database.wal import WalCheckpointer
 from app.orchestrator import transitions
 from app.orchestrator.changes import write_changes
 from app.orchestrator.cleanup import CleanupRunner, clean_before_rerun
-from app.orchestrator.commit import CommitHooks, GroupCommitter
+from app.orchestrator.commit import CommitHooks, GroupCommitter, Refilled
 from app.orchestrator.engine import Orchestrator
 from app.orchestrator.queries import extend_leases, release_lease, select_claimable
 from app.orchestrator.records import Change, Snapshot
@@ -86,11 +86,15 @@ class Worker:
         self.worker_id = worker_id or new_worker_id()
         self.lease = Lease(self.worker_id, self.settings.lease_seconds)
         self.warehouse: ClinicalDataSource = warehouse or self.database
-        # Measured (bench/engine.py): a batch as large as the worker's concurrency and one
-        # writer beat half-size batches and parallel writers on both backends.
+        # A batch as large as the worker's concurrency; on PostgreSQL COMMIT_PARALLELISM
+        # batches in flight (the next is sent while one commits; see PHASE_NOTES 7g).
         # The committer also refills the slots a batch frees, in the batch's transaction.
         self.committer = GroupCommitter(
-            self.database, max_batch=max(1, self.concurrency), refill=self, hooks=commit_hooks
+            self.database,
+            max_batch=max(1, self.concurrency),
+            refill=self,
+            hooks=commit_hooks,
+            parallel=self.settings.commit_parallelism,
         )
         self.cleanups = CleanupRunner(
             self.database, self.workflows, agents, self.settings, self.worker_id
@@ -221,32 +225,33 @@ class Worker:
 
     async def claim_within(
         self, session: AsyncSession, changes: Sequence[Change], passed: set[uuid.UUID]
-    ) -> list[Snapshot]:
+    ) -> Refilled:
         """Refill, in the committer's transaction, the slots that ``changes`` free.
 
         Skipped while the claim loop is claiming (it counts free slots itself) or stopping.
         The claimed requests start only once the transaction commits (:meth:`claimed`).
         """
         if self._stopping.is_set() or self._claiming:
-            return []
+            return Refilled([], 0)
         finishing = sum(
             1 for c in changes if c.request_id not in passed or c.after.state != State.RUNNING
         )
         limit = min(finishing, self.concurrency - self._refilling)
         if limit <= 0:
-            return []
+            return Refilled([], 0)
         self._refilling += limit
         try:
-            return await self._claim_in(session, limit)
+            return Refilled(await self._claim_in(session, limit), limit)
         except BaseException:
             self._refilling -= limit
             raise
 
-    def claimed(self, snapshots: list[Snapshot] | None) -> None:
-        """The committer's transaction ended: start what it claimed (None: rolled back)."""
-        self._refilling = 0
-        if snapshots:
-            self._start(snapshots)
+    def claimed(self, refilled: Refilled, committed: bool) -> None:
+        """A committer's transaction ended: free its reserved slots and, if it committed,
+        start what it claimed (batches may commit two at a time, each with its own)."""
+        self._refilling -= refilled.reserved
+        if committed and refilled.snapshots:
+            self._start(refilled.snapshots)
 
     async def _claim_in(self, session: AsyncSession, limit: int) -> list[Snapshot]:
         now = utcnow()
