@@ -25,7 +25,7 @@ from app.database import Database
 from app.database.models import Request
 from app.database.types import utcnow
 from app.ops.retention import purge
-from tests.cli.conftest import Run, research, run_until_idle
+from tests.cli.conftest import Run, research, run_until_idle, typed
 from tests.cli.test_tables import UUID, assert_fits, flat
 from tests.support.results import audit_events, audit_text, word_runs
 
@@ -70,7 +70,11 @@ async def test_list_and_show_print_metadata_only_and_record_no_read(
     assert listed.code == 0, listed.err
     assert_fits(listed.out)
     assert not UUID.search(listed.out.split("─\n", 1)[-1])
-    assert listed.out.index(str(second)[:8]) < listed.out.index(str(first)[:8])
+    shown_ids = [row.split()[0] for row in listed.out.split("─\n", 1)[1].splitlines()]
+    order = [
+        i for i, text in enumerate(shown_ids) for r in (second, first) if str(r).startswith(text)
+    ]
+    assert len(order) == 2 and str(second).startswith(shown_ids[order[0]])
     page = json.loads((await run("recordings", "list", "--json", "--database-url", url)).out)
     assert [r["id"] for r in page["items"]] == [str(second), str(first)]
     only = await run("recordings", "list", "--patient-id", "P1", "--json", "--database-url", url)
@@ -78,7 +82,7 @@ async def test_list_and_show_print_metadata_only_and_record_no_read(
     wide = await run("recordings", "list", "--wide", "--database-url", url)
     assert str(first) in wide.out and "audio SHA-256" in wide.out
 
-    shown = await run("recordings", "show", str(first)[:8], "--database-url", url)
+    shown = await run("recordings", "show", typed(first), "--database-url", url)
     assert shown.code == 0, shown.err
     assert_fits(shown.out)
     sha = hashlib.sha256((AUDIO / "chest_pain.wav").read_bytes()).hexdigest()
@@ -97,7 +101,7 @@ async def test_transcript_read_and_correction_are_recorded_like_the_apis(
     run: Run, url: str, services: Services, database: Database, tmp_path: Path
 ) -> None:
     recording = await transcribed(services)
-    prefix = str(recording)[:8]
+    prefix = typed(recording)
     asr = (await services.recordings.transcript(ADMIN, recording)).text
 
     read = await run("recordings", "transcript", prefix, "--as", "dr-cli", "--database-url", url)
@@ -158,7 +162,7 @@ async def test_refused_corrections_are_one_line_exit_2_and_change_nothing(
 ) -> None:
     recording = await transcribed(services)
     await services.recordings.correct(ADMIN, recording, CORRECTED, 1)
-    refused = await run("recordings", "correct", str(recording)[:8], *args, "--database-url", url)
+    refused = await run("recordings", "correct", typed(recording), *args, "--database-url", url)
     assert (refused.code, refused.out) == (2, "")
     assert refused.err.startswith(f"error: {message}") and refused.err.count("\n") == 1
     assert "Traceback" not in refused.err
@@ -207,7 +211,7 @@ async def test_delivery_writes_every_file_checked_against_the_manifest(
 ) -> None:
     out = tmp_path / "out" / "here"
     done = await run(
-        "requests", "delivery", str(delivered)[:8], "-o", str(out), "--as", "analyst",
+        "requests", "delivery", typed(delivered), "-o", str(out), "--as", "analyst",
         "--database-url", url,
     )  # fmt: skip
     assert done.code == 0, done.err
