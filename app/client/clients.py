@@ -10,7 +10,7 @@ import asyncio
 import contextlib
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self, TypeVar
@@ -19,7 +19,7 @@ import httpx
 from pydantic import BaseModel
 
 from app import __version__
-from app.api.schemas import RequestPublic
+from app.api.schemas import RequestBatchResult, RequestPublic
 from app.client.operations import (
     Download,
     DownloadedDelivery,
@@ -163,6 +163,12 @@ class Client(Operations):
         """Submit a request; a fresh ``Idempotency-Key`` (uuid4) is made unless given and
         kept across retries, so a retried submission never makes a second request."""
         return self._run(self._submit(kind, payload, priority, idempotency_key, callback_url))
+
+    def submit_batch(self, items: Iterable[Mapping[str, Any]]) -> RequestBatchResult:
+        """Submit up to 500 requests in one call (``POST /v1/requests/batch``); each item
+        is ``{"kind", "payload", "priority"?, "idempotency_key"?}`` and gets a key unless it
+        has one. One result per item, in order: created, replayed, conflict or queue_full."""
+        return self._run(self._submit_batch(items))
 
     def get(self, request_id: RequestId) -> RequestPublic:
         """One request."""
@@ -318,6 +324,10 @@ class AsyncClient(Operations):
     ) -> RequestPublic:
         """Submit a request (see :meth:`Client.submit`)."""
         return await self._run(self._submit(kind, payload, priority, idempotency_key, callback_url))
+
+    async def submit_batch(self, items: Iterable[Mapping[str, Any]]) -> RequestBatchResult:
+        """Submit up to 500 requests in one call (see :meth:`Client.submit_batch`)."""
+        return await self._run(self._submit_batch(items))
 
     async def get(self, request_id: RequestId) -> RequestPublic:
         """One request."""

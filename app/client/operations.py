@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import Generator, Mapping
+from collections.abc import Generator, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -23,7 +23,7 @@ import httpx
 from pydantic import BaseModel, ValidationError
 
 from app.api.problems import Problem
-from app.api.schemas import RequestPublic
+from app.api.schemas import RequestBatchResult, RequestPublic
 from app.client.downloads import FileSink, safe_name
 from app.client.exceptions import TransportFailed, error_for
 from app.client.retry import RetryPolicy
@@ -200,6 +200,22 @@ class Operations:
         key = idempotency_key or str(uuid.uuid4())
         call = Call("POST", "/v1/requests", json=body, headers={"Idempotency-Key": key})
         return (yield from self._call(call, RequestPublic))
+
+    def _submit_batch(self, items: Iterable[Mapping[str, Any]]) -> Op[RequestBatchResult]:
+        """Each item as ``submit`` takes it (``kind``, ``payload``, optional ``priority``,
+        ``idempotency_key``); an item without a key gets a uuid4, kept across retries (a
+        retried batch answers ``replayed`` for what the first attempt wrote)."""
+        requests = []
+        for item in items:
+            entry = dict(item)
+            if isinstance(entry.get("payload"), BaseModel):
+                entry["payload"] = entry["payload"].model_dump(mode="json", exclude_none=True)
+            if entry.get("priority") is None:
+                entry.pop("priority", None)
+            entry["idempotency_key"] = entry.get("idempotency_key") or str(uuid.uuid4())
+            requests.append(entry)
+        call = Call("POST", "/v1/requests/batch", json={"requests": requests})
+        return (yield from self._call(call, RequestBatchResult))
 
     def _get(self, request_id: uuid.UUID | str, wait: int | None = None) -> Op[RequestPublic]:
         params = None if wait is None else {"wait": wait}

@@ -79,3 +79,22 @@ async def test_an_uploaded_recording_is_transcribed_read_and_corrected_with_its_
         recording = await lf.recording(uploaded.id)
         assert (recording.transcript_version, recording.transcript) == (2, fixed)
         assert (await lf.transcript(uploaded.id, version=1)).text == first.text
+
+
+def test_a_batch_gives_each_request_a_key_so_sending_it_again_replays_it(served: Served) -> None:
+    payloads = sample_research_payloads()
+    items = [
+        {"kind": "research", "payload": payloads["type2_diabetes_adults"], "priority": 5},
+        {"kind": "research", "payload": payloads["hypertension_older_adults"]},
+    ]
+    with Client(served.base_url, served.keys["submitter"]) as lf:
+        first = lf.submit_batch(items)
+        assert [r.status for r in first.items] == ["created", "created"]
+        sent = [r.request for r in first.items if r.request is not None]
+        keys = [r.idempotency_key for r in sent]
+        assert all(keys) and keys[0] != keys[1] and sent[0].priority == 5
+        again = lf.submit_batch(
+            [{**item, "idempotency_key": key} for item, key in zip(items, keys, strict=True)]
+        )
+    assert [r.status for r in again.items] == ["replayed", "replayed"]
+    assert [r.request.id for r in again.items if r.request] == [r.id for r in sent]
