@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from app.agents.registry import AgentRegistry
 from app.agents.research import RESEARCH_AGENTS
@@ -12,6 +12,7 @@ from app.database import Database
 from app.orchestrator.catalog import default_workflows
 from app.orchestrator.engine import Orchestrator
 from app.orchestrator.retry import transient_retry
+from app.orchestrator.watch import RequestWatcher
 from app.orchestrator.workflows import WorkflowRegistry
 from app.results import Deliveries, Recordings
 
@@ -37,6 +38,15 @@ class Services:
     #: Recordings and transcripts, and research deliveries, for the API, CLI and console.
     recordings: Recordings
     deliveries: Deliveries
+    #: The process's one poller for callers waiting on requests (long polls, event streams).
+    watcher: RequestWatcher = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.watcher = RequestWatcher(
+            self.database,
+            poll_seconds=self.settings.watch_poll_seconds,
+            max_waiters=self.settings.watch_max_waiters,
+        )
 
     async def check_database(self) -> None:
         """Refuse to start unless the database answers and is at the head migration.
@@ -53,7 +63,8 @@ class Services:
                 await require_head(self.database)
 
     async def close(self) -> None:
-        """Dispose of the connection pools."""
+        """Wake whoever still waits on a request, then dispose of the connection pools."""
+        self.watcher.close()
         await self.database.dispose()
         if self.warehouse is not self.database:
             await self.warehouse.dispose()

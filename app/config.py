@@ -143,6 +143,17 @@ class Settings(BaseSettings):
     #: The Retry-After hint (seconds) a ``QueueFull`` carries.
     queue_full_retry_after_seconds: int = 30
 
+    # knowing when a request is done (issue 13)
+    #: How often one shared poller per process reads the state of every watched request
+    #: (long polls of ``GET /v1/requests/{id}?wait=``, event streams, ``requests wait``).
+    watch_poll_seconds: float = Field(default=0.25, gt=0, le=10)
+    #: Long polls and event streams one process serves at once; past it, 503.
+    watch_max_waiters: int = Field(default=1000, ge=1)
+    #: Seconds between comment heartbeats on ``GET /v1/requests/{id}/events``.
+    sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
+    #: An event stream is closed after this long (the client resumes with Last-Event-ID).
+    sse_max_seconds: float = Field(default=1800.0, gt=0)
+
     @field_validator(
         "backup_keep",
         "retention_payload_days",

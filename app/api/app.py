@@ -22,7 +22,7 @@ from app.api.health import ReadinessProbe
 from app.api.limits import MULTIPART_OVERHEAD, BodyLimit
 from app.api.metrics import ApiMetrics
 from app.api.problems import PROBLEM_JSON, install_problem_handlers
-from app.api.routes import audit, deliveries, ops, recordings, requests, reviews
+from app.api.routes import audit, deliveries, ops, recordings, requests, reviews, watch
 from app.bootstrap import Services, build_services
 from app.config import Settings, get_settings
 from app.console import mount_console
@@ -115,7 +115,7 @@ def create_app(services: Services | None = None, settings: Settings | None = Non
     if services is not None:
         _attach(api, services)
     install_problem_handlers(api)
-    for module in (requests, recordings, deliveries, reviews, audit, ops):
+    for module in (requests, watch, recordings, deliveries, reviews, audit, ops):
         api.include_router(module.router)
     mount_console(api)
 

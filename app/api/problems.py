@@ -48,6 +48,7 @@ STATUS_BY_CODE: dict[str, int] = {
     "precondition_required": 428,
     "queue_full": 429,
     "denial_log_full": 503,
+    "too_many_waiters": 503,
     "database_unavailable": 503,
     "database_busy": 503,
     "database_conflict": 503,
@@ -222,13 +223,16 @@ def _ledgerflow_problem(request: Request, exc: LedgerflowError) -> JSONResponse:
     if status == 429:
         hint = getattr(exc, "retry_after", None) or getattr(exc, "retry_after_seconds", None)
         retry_after = max(1, round(float(hint))) if isinstance(hint, int | float) else 1
+    detail = exc.message
+    if status == 503 and exc.code == "too_many_waiters":
+        # The server is busy, not the database: the message says why and is safe to show.
+        retry_after = int(getattr(exc, "retry_after", 2))
     elif status == 503:
         retry_after = 5
         log.warning("api_database_unavailable", code=exc.code, error=exc.message)
-    detail = exc.message
-    if status == 503 and exc.code != "denial_log_full":
-        # The message names the database host; keep it in the log, not in the response.
-        detail = "the database is unavailable; try again shortly"
+        if exc.code != "denial_log_full":
+            # The message names the database host; keep it in the log, not in the response.
+            detail = "the database is unavailable; try again shortly"
     problems: Sequence[FieldProblem] = getattr(exc, "problems", ())
     if status == 422 and problems:
         return _invalid(request, problems)

@@ -318,3 +318,47 @@ def requests_cancel(
         print_json(view)
     else:
         stdout().print(f"request {view.id} is now {view.state}", highlight=False)
+
+
+#: ``requests wait`` exit codes by where the request stopped.
+WAIT_EXIT = {"completed": 0, "failed": 1, "cancelled": 1, "awaiting_approval": 4, "escalated": 4}
+#: ``requests wait`` exit code when ``--timeout`` ran out first.
+WAIT_TIMED_OUT = 5
+
+
+@requests_group.command("wait")
+def requests_wait(
+    request_id: RequestIdArgument,
+    timeout: Annotated[
+        float | None,
+        typer.Option("--timeout", min=0, help="Give up after this many seconds (default: never)."),
+    ] = None,
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Wait until a request finishes or needs a person, and print its state.
+
+    Exit 0 completed, 1 failed or cancelled, 4 waiting for a person (awaiting_approval,
+    escalated), 5 still under way when --timeout ran out.
+    """
+
+    async def work(reader: Reader) -> RequestView:
+        from app.config import get_settings
+        from app.orchestrator.watch import RequestWatcher, wait_until_settled
+
+        rid = await resolve(reader.database, "request", request_id, "REQUEST_ID")
+        settings = get_settings()
+        watcher = RequestWatcher(reader.database, poll_seconds=settings.watch_poll_seconds)
+        try:
+            return await wait_until_settled(reader, watcher, rid, timeout)
+        finally:
+            watcher.close()
+
+    view = run_reader(database_url, work)
+    if as_json:
+        print_json(view)
+    else:
+        stdout().print(f"{view.id} {view.kind} {view.state}{_where(view)}", highlight=False)
+    code = WAIT_EXIT.get(view.state, WAIT_TIMED_OUT)
+    if code:
+        raise typer.Exit(code)

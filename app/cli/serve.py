@@ -126,6 +126,8 @@ async def serve(
     def stop() -> None:
         server.should_exit = True
         stopping.set()
+        # Long polls and event streams answer now instead of holding the shutdown up.
+        services.watcher.close()
         if worker is not None:
             worker.stop()
 

@@ -9,6 +9,7 @@ Tree::
     ├── IdempotencyConflict    same idempotency key, different payload
     ├── InvalidRequest         the payload or a field is invalid (names the field)
     ├── QueueFull              too many pending requests; retry after a while (HTTP 429)
+    ├── TooManyWaiters         too many long polls and event streams at once (HTTP 503)
     └── UnknownAgent           a workflow names an agent nobody registered
 """
 
@@ -91,6 +92,17 @@ class QueueFull(OrchestratorError):
         self.retry_after = retry_after
         #: The ``MAX_QUEUED_REQUESTS`` limit that was reached.
         self.limit = limit
+
+
+class TooManyWaiters(OrchestratorError):
+    """Too many callers are waiting for requests in this process; try again shortly."""
+
+    code = "too_many_waiters"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 2) -> None:
+        super().__init__(message)
+        #: Seconds the caller should wait before trying again (HTTP ``Retry-After``).
+        self.retry_after = retry_after
 
 
 class UnknownAgent(OrchestratorError):

@@ -25,6 +25,10 @@ class State(StrEnum):
 
 
 TERMINAL: frozenset[State] = frozenset({State.COMPLETED, State.FAILED, State.CANCELLED})
+#: A person must act before the request goes on: a reviewer decides the gate or escalation.
+WAITING_FOR_PERSON: frozenset[State] = frozenset({State.AWAITING_APPROVAL, State.ESCALATED})
+#: Where a caller waiting for a request stops waiting: it finished, or a person must act.
+SETTLED: frozenset[State] = TERMINAL | WAITING_FOR_PERSON
 
 #: Every allowed change of state. Advancing from one step to the next while ``running`` is
 #: not a change of state (it is recorded by agent events), nor is a crashed worker's lease

@@ -28,6 +28,7 @@ from app.orchestrator.exceptions import IdempotencyConflict, InvalidRequest, Que
 from app.orchestrator.states import State
 from app.orchestrator.submit import Outcome
 from app.orchestrator.views import RequestView
+from app.orchestrator.watch import wait_for_change
 from app.validation import FieldProblem, IsoDateTime
 
 router = APIRouter(prefix="/v1", tags=["requests"], responses=ERROR_RESPONSES)
@@ -40,6 +41,18 @@ IdempotencyKey = Annotated[
         max_length=255,
         pattern=r"^[\x21-\x7e]+$",
         description="Retry-safe submission: the same key and payload return the same request.",
+    ),
+]
+
+
+WaitSeconds = Annotated[
+    float,
+    Query(
+        ge=0,
+        le=60,
+        description="Long poll: answer at once when the request has finished or waits for a "
+        "person (awaiting_approval, escalated), else when its state changes or after this "
+        "many seconds (0 to 60), whichever comes first. 503 when too many callers wait.",
     ),
 ]
 
@@ -190,11 +203,17 @@ async def list_requests(
 
 @router.get("/requests/{request_id}")
 async def get_request(
-    request: Request, request_id: uuid.UUID, principal: ReaderDep, services: ServicesDep
+    request: Request,
+    request_id: uuid.UUID,
+    principal: ReaderDep,
+    services: ServicesDep,
+    wait: WaitSeconds = 0,
 ) -> RequestPublic:
-    """One request (submitters: their own)."""
+    """One request (submitters: their own); with ``wait``, a long poll (see ``WaitSeconds``)."""
     view = await services.orchestrator.get(request_id)
     await hide_unless_owner(request, principal, view.submitted_by, request_id)
+    if wait:
+        view = await wait_for_change(services.orchestrator, services.watcher, view, wait)
     return public(view)
 
 
