@@ -21,6 +21,7 @@ from app.cli.common import (
     actor_of,
     command_group,
     database_for,
+    id_shortener,
     print_json,
     progress_bar,
     resolve,
@@ -192,14 +193,15 @@ def _print_records(
         title,
         [
             Column("occurred at (UTC)"),
-            Column("chain:seq" if chains else "seq"),
+            Column("chain:seq" if chains else "seq", whole=True),
             Column("event", max_width=22),
             Column("actor", max_width=18),
             Column("details", wrap=True),
         ],
     )
+    shorten = id_shortener(r.chain_key for r in records if _UUID.match(r.chain_key))
     for r in records:
-        chain = "system" if r.chain_key == "system" else r.chain_key[:8]
+        chain = shorten(r.chain_key) if _UUID.match(r.chain_key) else r.chain_key
         agent = {"agent": r.agent_id} if r.agent_id else {}
         severity = {} if r.severity == "info" else {"severity": r.severity}
         add_row(

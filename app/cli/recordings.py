@@ -119,7 +119,7 @@ def recordings_list(
         print_json(page)
         return
     columns = [
-        Column("id"),
+        Column("id", whole=True),
         Column("patient", max_width=12),
         Column("clinician", max_width=12),
         Column("status"),

@@ -209,7 +209,7 @@ def requests_list(
         print_json(page)
         return
     columns = [
-        Column("id"),
+        Column("id", whole=True),
         Column("kind"),
         Column("state"),
         Column("step"),

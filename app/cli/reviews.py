@@ -51,7 +51,7 @@ def print_approvals(approvals: list[ApprovalView], wide: bool, title: str = "app
     from app.agents.summaries import approval_line
 
     statuses = wide or len({a.status for a in approvals}) > 1
-    columns = [Column("id"), Column("request"), Column("step")]
+    columns = [Column("id", whole=True), Column("request"), Column("step")]
     columns += [Column("status")] if statuses else []
     columns += [Column("requested (UTC)"), Column("what to decide", wrap=True)]
     if wide:
@@ -76,7 +76,7 @@ def print_escalations(
     from app.agents.summaries import escalation_line
 
     statuses = wide or len({x.status for x in escalations}) > 1
-    columns = [Column("id"), Column("request"), Column("step")]
+    columns = [Column("id", whole=True), Column("request"), Column("step")]
     columns += [Column("status")] if statuses else []
     columns += [Column("opened (UTC)"), Column("why", wrap=True)]
     if wide:

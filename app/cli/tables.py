@@ -26,6 +26,8 @@ class Column:
     wrap: bool = False
     #: Text wider than this is cut with an ellipsis (ignored when ``wrap``).
     max_width: int | None = None
+    #: An id: always shown whole, however narrow the terminal (other columns give way).
+    whole: bool = False
 
 
 def new_table(title: str | None, columns: Sequence[Column]) -> Table:
@@ -47,6 +49,8 @@ def new_table(title: str | None, columns: Sequence[Column]) -> Table:
             no_wrap=not column.wrap,
             overflow="fold" if column.wrap else "ellipsis",
             max_width=None if column.wrap else column.max_width,
+            # Rich reads min_width as "never narrower": add_row raises it to the widest id.
+            min_width=len(column.header) if column.whole else None,
         )
     return table
 
@@ -68,6 +72,9 @@ def add_row(table: Table, *cells: str) -> None:
     """Add a row of plain text (never read as Rich markup: data may hold brackets)."""
     from rich.text import Text
 
+    for column, cell in zip(table.columns, cells, strict=False):
+        if column.min_width is not None:
+            column.min_width = max(column.min_width, len(cell))
     table.add_row(*(Text(cell) for cell in cells))
 
 
