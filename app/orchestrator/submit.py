@@ -16,6 +16,8 @@ unless their key names an existing request, which is returned as before.
 from __future__ import annotations
 
 import asyncio
+import math
+import time
 import uuid
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -55,6 +57,8 @@ __all__ = [
 
 #: Submits written in one transaction at most (and the most ``submit_many`` takes).
 MAX_BATCH = 500
+#: How long a count of pending requests stands in for a new one, far from the limit.
+RECOUNT_SECONDS = 1.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -157,6 +161,9 @@ class SubmitWriter:
         self.queue_limit = queue_limit
         self._waiting: list[_Waiting] = []
         self._drain: asyncio.Task[None] | None = None
+        #: Pending requests at the last count plus those inserted here since, and when.
+        self._pending_seen = 0
+        self._counted_at = -math.inf
         #: Transactions written, and submits in them (for benchmarks and tests).
         self.batches = 0
         self.submits = 0
@@ -208,26 +215,34 @@ class SubmitWriter:
     async def _insert(self, items: list[Prepared]) -> tuple[int, set[uuid.UUID]]:
         """Write as many of ``items`` as the queue has room for; (admitted, inserted ids)."""
         async with self.database.session() as session:
-            room = await self._room(session)
+            room = await self._room(session, len(items))
             admitted = len(items) if room is None else min(room, len(items))
             passed = await write_changes(session, [i.change for i in items[:admitted]])
+        self._pending_seen += len(passed)
         return admitted, passed
 
-    async def _room(self, session: AsyncSession) -> int | None:
+    async def _room(self, session: AsyncSession, wanted: int) -> int | None:
         """Pending requests that may still be added (None: no limit).
 
-        Counts at most ``limit`` pending rows (an index range on
-        ``ix_requests_state_created_at``) inside the insert's transaction: exact on SQLite
-        (one writer); on PostgreSQL concurrent batches may overshoot by their number.
+        Counting is an index range on ``ix_requests_state_created_at`` of up to ``limit``
+        rows, inside the insert's transaction, so it is exact on SQLite (one writer) and on
+        PostgreSQL concurrent batches may overshoot by their number. Far from the limit it
+        is skipped: within :data:`RECOUNT_SECONDS` of a count, while that count plus this
+        process's inserts since (an overestimate, as workers only take requests away) plus
+        ``wanted`` stays under 90 % of the limit, the room is taken from that figure.
         """
         limit = self.queue_limit()
         if limit <= 0:
             return None
-        pending = select(Request.id).where(Request.state == State.PENDING).limit(limit)
-        count = (
-            await session.execute(select(func.count()).select_from(pending.subquery()))
-        ).scalar_one()
-        return max(0, limit - int(count))
+        now = time.monotonic()
+        fresh = now - self._counted_at < RECOUNT_SECONDS
+        if not (fresh and self._pending_seen + wanted <= 0.9 * limit):
+            pending = select(Request.id).where(Request.state == State.PENDING).limit(limit)
+            count = (
+                await session.execute(select(func.count()).select_from(pending.subquery()))
+            ).scalar_one()
+            self._pending_seen, self._counted_at = int(count), now
+        return max(0, limit - self._pending_seen)
 
     async def _not_inserted(self, item: Prepared, *, queued: bool) -> Outcome:
         """The outcome of a submit whose row was not written: a replay, a conflict or no room."""

@@ -115,3 +115,27 @@ async def test_submit_many_checks_everything_before_writing_anything(database: D
     )
     assert [type(o).__name__ for o in outcomes] == ["RequestView"] * 3 + ["IdempotencyConflict"] * 3
     assert await _count(database, Request) == 3
+
+
+async def test_far_from_the_limit_counts_are_reused_and_near_it_exact(database: Database) -> None:
+    orchestrator = Orchestrator(database, engine_workflows(), max_queued_requests=100)
+    for i in range(85):  # under 90 % of the limit: one count, then this process's own tally
+        await orchestrator.submit("single", {"numbers": [i]}, "svc")
+    outcomes = await asyncio.gather(
+        *(orchestrator.submit("single", {"numbers": [i]}, "svc") for i in range(20)),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(o, RequestView) for o in outcomes) == 15
+    assert sum(isinstance(o, QueueFull) for o in outcomes) == 5
+    assert await _count(database, Request) == 100
+    # Requests leaving the queue (here: cancelled by another process's hand) are counted
+    # again once the tally nears the limit.
+    async with database.read_session() as session:
+        first = (await session.execute(select(Request.id).limit(10))).scalars().all()
+    for request_id in first:
+        await Orchestrator(database, engine_workflows()).cancel(request_id, "ops", "test")
+    more = await asyncio.gather(
+        *(orchestrator.submit("single", {"numbers": [i]}, "svc") for i in range(12)),
+        return_exceptions=True,
+    )
+    assert sum(isinstance(o, RequestView) for o in more) == 10
