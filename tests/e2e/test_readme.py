@@ -38,9 +38,11 @@ pytestmark = pytest.mark.slow
 
 
 def user_env() -> dict[str, str]:
-    """The environment of a person at a fresh shell: no ledgerflow setting is set."""
+    """The environment of a person at a fresh shell: no ledgerflow setting is set, and a
+    terminal 100 columns wide (the width the CLI's tables are laid out for)."""
     settings = {name.upper() for name in Settings.model_fields}
-    return {k: v for k, v in os.environ.items() if k not in settings and k != "VIRTUAL_ENV"}
+    env = {k: v for k, v in os.environ.items() if k not in settings and k != "VIRTUAL_ENV"}
+    return {**env, "COLUMNS": "100"}
 
 
 @pytest.fixture
