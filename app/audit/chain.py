@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from typing import Any, TypedDict
 
 from app.audit.events import AuditEvent
-from app.database.types import canonical_json_text
+from app.database.types import EncodedDict, canonical_json_text
 from app.ids import uuid7
 
 GENESIS = "0" * 64
@@ -74,10 +74,15 @@ def row_hash(row: Mapping[str, Any]) -> str:
         "actor": row["actor"],
         "agent_id": row["agent_id"],
         "occurred_at": format_timestamp(row["occurred_at"]),
-        "event_data": row["event_data"],
         "prev_hash": row["prev_hash"],
     }
-    return hashlib.sha256(canonical_json(canonical)).hexdigest()
+    # The canonical text of the whole row, with event_data's text spliced in where its key
+    # sorts (between chain_key and event_type), so it is encoded once for hash and column.
+    # No string value can hold ',"event_type":' unescaped, so the first match is the key.
+    text = canonical_json_text(canonical)
+    at = text.index(',"event_type":')
+    spliced = f'{text[:at]},"event_data":{canonical_json_text(row["event_data"])}{text[at:]}'
+    return hashlib.sha256(spliced.encode()).hexdigest()
 
 
 def chain_key_for(request_id: uuid.UUID | None) -> str:
@@ -113,7 +118,7 @@ class ChainHead:
             actor=actor,
             agent_id=agent_id,
             occurred_at=occurred_at,
-            event_data=event.data(),
+            event_data=EncodedDict.of(event.data()),
             prev_hash=self.hash or GENESIS,
             hash="",
         )

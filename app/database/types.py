@@ -22,7 +22,28 @@ def canonical_json_text(value: Any) -> str:
     Storing the canonical text lets verification hash SQLite's stored ``event_data`` as
     it is, without parsing it (PostgreSQL's JSONB keeps its own form).
     """
+    if type(value) is EncodedDict:
+        return value.canonical_text
     return _CANONICAL.encode(value)
+
+
+class EncodedDict(dict[str, Any]):
+    """A JSON object that carries its canonical text, encoded once where it was built.
+
+    It is an ordinary ``dict`` to every reader; :func:`canonical_json_text` (and so the
+    bulk writer and every digest) uses the carried text instead of encoding it again. Build
+    it with :meth:`of`; never mutate one (the text would no longer match).
+    """
+
+    __slots__ = ("canonical_text",)
+    canonical_text: str
+
+    @classmethod
+    def of(cls, value: dict[str, Any]) -> EncodedDict:
+        """``value`` with its canonical JSON text."""
+        made = cls(value)
+        made.canonical_text = _CANONICAL.encode(value)
+        return made
 
 
 #: JSON on SQLite, JSONB on PostgreSQL; Python ``None`` is SQL NULL, not JSON ``null``.

@@ -137,3 +137,37 @@ def test_the_registry_knows_the_orchestrators_terminal_states() -> None:
     from app.orchestrator.states import TERMINAL
 
     assert TERMINAL_STATES == {str(s) for s in TERMINAL}
+
+
+def test_event_data_encoded_once_hashes_and_stores_as_if_encoded_twice() -> None:
+    from datetime import UTC, datetime
+
+    from app.audit.chain import format_timestamp, row_hash
+    from app.database.types import EncodedDict, canonical_json_text
+
+    data = {"b": [1, {"z": "é", "a": None}], "a": "q"}
+    row = {
+        "id": uuid.uuid4(),
+        "chain_key": "k",
+        "seq": 3,
+        "request_id": uuid.uuid4(),
+        "event_type": "state_changed",
+        "severity": "info",
+        # A value that spells the next key cannot fool the splice: JSON escapes its quotes.
+        "actor": 'a,"event_type":"x',
+        "agent_id": None,
+        "occurred_at": datetime(2026, 12, 1, 9, 30, tzinfo=UTC),
+        "event_data": data,
+        "prev_hash": "0" * 64,
+    }
+    whole = {
+        **row,
+        "id": str(row["id"]),
+        "request_id": str(row["request_id"]),
+        "occurred_at": format_timestamp(row["occurred_at"]),
+    }
+    expected = hashlib.sha256(canonical_json_text(whole).encode()).hexdigest()
+    assert row_hash(row) == expected
+    encoded = EncodedDict.of(data)
+    assert encoded == data and canonical_json_text(encoded) == canonical_json_text(data)
+    assert row_hash({**row, "event_data": encoded}) == expected
