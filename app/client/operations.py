@@ -27,7 +27,7 @@ from app.api.schemas import RequestBatchResult, RequestPublic
 from app.client.downloads import FileSink, safe_name
 from app.client.exceptions import TransportFailed, error_for
 from app.client.retry import RetryPolicy
-from app.orchestrator.states import TERMINAL, State
+from app.orchestrator.states import SETTLED
 from app.results.models import (
     DeliveryManifest,
     RecordingPublic,
@@ -38,8 +38,8 @@ from app.results.models import (
 M = TypeVar("M", bound=BaseModel)
 T = TypeVar("T")
 
-#: States ``wait`` returns at: finished, or waiting for a person.
-STOPPED: frozenset[str] = frozenset(TERMINAL | {State.AWAITING_APPROVAL, State.ESCALATED})
+#: States ``wait`` returns at: finished, or waiting for a person (the server's own set).
+STOPPED: frozenset[str] = frozenset(SETTLED)
 #: The longest ``?wait=`` the API accepts, in seconds.
 MAX_WAIT = 60
 #: ``manifest.json`` is served beside the files it lists.

@@ -8,6 +8,7 @@ import hashlib
 import uuid
 from pathlib import Path
 
+import httpx
 import pytest
 
 from app.agents.research import sample_research_payloads
@@ -21,11 +22,24 @@ def sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
+class Recording(httpx.HTTPTransport):
+    """httpx's transport, keeping each request it sent."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.sent: list[httpx.Request] = []
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        self.sent.append(request)
+        return super().handle_request(request)
+
+
 def test_research_is_waited_for_and_its_delivery_downloads_with_every_digest_matching(
     served: Served, tmp_path: Path
 ) -> None:
     payload = sample_research_payloads()["type2_diabetes_adults"]
-    with Client(served.base_url, served.keys["submitter"]) as lf:
+    transport = Recording()
+    with Client(served.base_url, served.keys["submitter"], transport=transport) as lf:
         submitted = lf.submit("research", payload)
         assert submitted.state == "pending"
         assert uuid.UUID(submitted.idempotency_key or "").version == 4
@@ -33,6 +47,9 @@ def test_research_is_waited_for_and_its_delivery_downloads_with_every_digest_mat
         served.approve(submitted.id)
         done = lf.wait(submitted.id, timeout=90)
         assert done.state == "completed", done
+        # Long polls: one answer per change of state (pending, running, ...), no polling.
+        polls = [r.url.params.get("wait") for r in transport.sent if r.method == "GET"]
+        assert 2 <= len(polls) <= 8 and all(int(p or 0) > 50 for p in polls), polls
         got = lf.download_delivery(done.id, tmp_path / "delivery")
 
         manifest = got.manifest
