@@ -153,6 +153,22 @@ class Settings(BaseSettings):
     sse_heartbeat_seconds: float = Field(default=15.0, gt=0)
     #: An event stream is closed after this long (the client resumes with Last-Event-ID).
     sse_max_seconds: float = Field(default=1800.0, gt=0)
+    #: Allow ``http`` callback URLs to a loopback host (local receivers, tests); otherwise
+    #: callback URLs must be ``https``.
+    webhook_allow_http_loopback: bool = False
+    #: Seconds a webhook receiver has to answer one attempt.
+    webhook_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    #: Attempts per callback before it is recorded as failed for good.
+    webhook_max_attempts: int = Field(default=10, ge=1)
+    #: ... or once the callback is this old, whichever comes first.
+    webhook_max_age_seconds: float = Field(default=24 * 3600, gt=0)
+    #: Wait before the second attempt; doubled each time (with jitter) up to the maximum.
+    webhook_backoff_seconds: float = Field(default=5.0, gt=0)
+    webhook_backoff_max_seconds: float = Field(default=3600.0, gt=0)
+    #: How often a worker looks for callbacks due (a read; a write only when one is).
+    webhook_poll_seconds: float = Field(default=1.0, gt=0)
+    #: Callbacks one worker sends at once.
+    webhook_concurrency: int = Field(default=8, ge=1)
 
     @field_validator(
         "backup_keep",

@@ -151,7 +151,14 @@ async def authenticate(
         await deny(request, 401, result.reason or "unknown key", prefix=result.prefix, actor=actor)
     client = result.client
     origin = Origin(request.method, route_template(request), request.url.path)
-    return Principal(client.name, client.role, client.key_prefix, channel=CHANNEL, origin=origin)
+    return Principal(
+        client.name,
+        client.role,
+        client.key_prefix,
+        channel=CHANNEL,
+        origin=origin,
+        callback_url=client.callback_url,
+    )
 
 
 def allow(*roles: Role) -> Callable[..., Awaitable[Principal]]:

@@ -19,6 +19,15 @@ from app.orchestrator.views import (
 )
 
 Priority = Annotated[StrictInt, Field(ge=-100, le=100, description="higher runs first")]
+CallbackUrl = Annotated[
+    str,
+    Field(
+        min_length=1,
+        max_length=2048,
+        description="Where to POST a signed callback at each terminal or waiting-for-a-person "
+        "state (https; default: the API client's callback URL). See docs/webhooks.md.",
+    ),
+]
 
 
 class _Body(BaseModel):
@@ -31,6 +40,7 @@ class ResearchCreate(_Body):
     kind: Literal["research"]
     payload: ResearchSubmission
     priority: Priority = 0
+    callback_url: CallbackUrl | None = None
 
 
 class TranscriptionCreate(_Body):
@@ -39,6 +49,7 @@ class TranscriptionCreate(_Body):
     kind: Literal["transcription"]
     payload: TranscriptionPayload
     priority: Priority = 0
+    callback_url: CallbackUrl | None = None
 
 
 #: ``POST /v1/requests``: the payload's schema follows ``kind``.

@@ -306,10 +306,10 @@ class DataAccessed(AuditEvent):
 
 
 class CallbackSent(AuditEvent):
-    """A webhook receiver accepted a callback (2xx)."""
+    """A webhook receiver accepted a callback (2xx). On the system chain, with the request's id."""
 
     event_type: Literal["callback_sent"] = "callback_sent"
-    callback_id: int = Field(description="id of the `callback_outbox` row")
+    callback_id: str = Field(description="id of the `callback_outbox` row (the `Webhook-Id`)")
     state: str = Field(description="the request state the callback announced")
     host: str = Field(description="the receiver's host (never the full URL)")
     status: int = Field(description="the receiver's HTTP status")
@@ -317,18 +317,21 @@ class CallbackSent(AuditEvent):
 
 
 class CallbackFailed(AuditEvent):
-    """A webhook delivery attempt failed; ``final`` when no attempt is left."""
+    """A webhook delivery attempt failed; ``final`` when no attempt is left. The request's own
+    outcome is never affected. On the system chain, with the request's id."""
 
     event_type: Literal["callback_failed"] = "callback_failed"
     severity: ClassVar[Severity] = "warning"
-    callback_id: int = Field(description="id of the `callback_outbox` row")
+    callback_id: str = Field(description="id of the `callback_outbox` row (the `Webhook-Id`)")
     state: str = Field(description="the request state the callback announced")
     host: str = Field(description="the receiver's host (never the full URL)")
     status: int | None = Field(
         default=None, description="the receiver's HTTP status (`null`: no answer)"
     )
     error_type: str | None = Field(
-        default=None, description="`timeout`, `connect_error`, … when there was no answer"
+        default=None,
+        description="`timeout`, `connect_error`, `redirect` (3xx: not followed), "
+        "`url_refused`, `no_secret`, … when there was no usable answer",
     )
     attempt: int = Field(description="delivery attempt number (1 for the first)")
     final: bool = Field(description="true when ledgerflow gave up (no retry follows)")

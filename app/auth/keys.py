@@ -14,9 +14,10 @@ import hmac
 import re
 import secrets
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from enum import StrEnum
+from enum import Enum, StrEnum
 
 from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
@@ -43,6 +44,8 @@ class Role(StrEnum):
 KEY_PATTERN = re.compile(r"^lf_[0-9a-f]{8}_[A-Za-z0-9_-]{43}$")
 _PREFIX_LENGTH = 11
 _NAME_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._:@-]{0,127}$")
+#: How a webhook secret starts (the whole string is the HMAC key).
+WEBHOOK_SECRET_PREFIX = "whsec_"
 #: ``last_used_at`` is written at most this often per client (one write, not one per call).
 LAST_USED_GRANULARITY = timedelta(seconds=60)
 #: Compared against when no client has the presented prefix, so timing does not tell.
@@ -60,6 +63,8 @@ class ClientInfo:
     created_at: datetime
     revoked_at: datetime | None
     last_used_at: datetime | None
+    #: Default ``callback_url`` of the requests it submits over HTTP (never its secret).
+    callback_url: str | None = None
 
     @classmethod
     def of(cls, row: ApiClient) -> ClientInfo:
@@ -71,15 +76,26 @@ class ClientInfo:
             row.created_at,
             row.revoked_at,
             row.last_used_at,
+            row.callback_url,
         )
 
 
 @dataclass(frozen=True)
 class NewClient:
-    """A client just created, with the key shown this once."""
+    """A client just created, with the key (and webhook secret) shown this once."""
 
     client: ClientInfo
     key: str
+    #: Signs the client's webhook callbacks (:mod:`app.webhooks.signature`).
+    webhook_secret: str = ""
+
+
+@dataclass(frozen=True)
+class ClientWebhook:
+    """A client's webhook settings after a change; ``secret`` only when it was rotated."""
+
+    client: ClientInfo
+    secret: str | None
 
 
 def hash_key(key: str) -> str:
@@ -95,6 +111,11 @@ def key_prefix(key: str) -> str | None:
 def new_key() -> str:
     """A fresh random key (256 bits of secret)."""
     return f"lf_{secrets.token_hex(4)}_{secrets.token_urlsafe(32)}"
+
+
+def new_webhook_secret() -> str:
+    """A fresh webhook signing secret: ``whsec_`` and 256 random bits, URL-safe."""
+    return f"{WEBHOOK_SECRET_PREFIX}{secrets.token_urlsafe(32)}"
 
 
 def _check_name(name: str) -> str:
@@ -120,6 +141,7 @@ async def create_client(database: Database, name: str, role: str) -> NewClient:
     """Create a client with a new key; the key is returned here and never again."""
     name, checked_role = _check_name(name), _check_role(role)
     key = new_key()
+    secret = new_webhook_secret()
     row = ApiClient(
         id=uuid.uuid4(),
         name=name,
@@ -127,13 +149,66 @@ async def create_client(database: Database, name: str, role: str) -> NewClient:
         key_prefix=key[:_PREFIX_LENGTH],
         key_hash=hash_key(key),
         created_at=utcnow(),
+        webhook_secret=secret,
     )
     try:
         async with database.session() as session:
             session.add(row)
     except (IntegrityViolation, IntegrityError):
         raise InvalidRequest(f"a client named {name!r} already exists", field="name") from None
-    return NewClient(ClientInfo.of(row), key)
+    return NewClient(ClientInfo.of(row), key, secret)
+
+
+class Keep(Enum):
+    """``set_webhook(url=KEEP)``: leave the client's callback URL as it is."""
+
+    KEEP = "keep"
+
+
+KEEP = Keep.KEEP
+
+
+async def set_webhook(
+    database: Database,
+    name: str,
+    *,
+    url: str | Keep | None = KEEP,
+    rotate_secret: bool = False,
+    allow_http_loopback: bool = False,
+) -> ClientWebhook:
+    """Set (or, with None, clear) a client's default ``callback_url``, and/or make it a new
+    webhook secret (returned this once; callbacks sent from now on are signed with it)."""
+    if isinstance(url, str):
+        from app.webhooks import CallbackUrlRefused, check_callback_url
+
+        try:
+            url = check_callback_url(url, allow_http_loopback=allow_http_loopback)
+        except CallbackUrlRefused as exc:
+            raise InvalidRequest(exc.message, field="callback_url") from None
+    secret = new_webhook_secret() if rotate_secret else None
+    async with database.session() as session:
+        row = (
+            await session.execute(select(ApiClient).where(ApiClient.name == name))
+        ).scalar_one_or_none()
+        if row is None:
+            raise NotFound(f"no API client named {name!r}")
+        if not isinstance(url, Keep):
+            row.callback_url = url
+        if secret is not None:
+            row.webhook_secret = secret
+    return ClientWebhook(ClientInfo.of(row), secret)
+
+
+async def webhook_secrets(database: Database, names: Iterable[str]) -> dict[str, str]:
+    """The webhook secret of each named client that has one (one query by unique name)."""
+    wanted = sorted(set(names))
+    if not wanted:
+        return {}
+    async with database.read_session() as session:
+        rows = await session.execute(
+            select(ApiClient.name, ApiClient.webhook_secret).where(ApiClient.name.in_(wanted))
+        )
+        return {name: secret for name, secret in rows if secret}
 
 
 async def list_clients(database: Database, *, include_revoked: bool = True) -> list[ClientInfo]:

@@ -37,6 +37,8 @@ class Principal:
     channel: str = "python"
     #: The call being made, for the record of a refusal (``None``: the service names it).
     origin: Origin | None = None
+    #: The API client's default ``callback_url`` for the requests it submits.
+    callback_url: str | None = None
 
     def has(self, *roles: Role) -> bool:
         """True when the caller is one of ``roles`` or an admin."""

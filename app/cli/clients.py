@@ -11,6 +11,7 @@ import typer
 from app.cli.common import (
     DatabaseUrlOption,
     JsonOption,
+    Refused,
     command_group,
     database_for,
     run_with,
@@ -20,7 +21,8 @@ from app.cli.common import (
 from app.cli.tables import Column, add_row, new_table
 
 clients_cli = command_group(
-    "HTTP API clients and their keys. Create, list and revoke clients; a key is shown once."
+    "HTTP API clients and their keys. Create, list and revoke clients (a key is shown once); "
+    "set their webhooks."
 )
 
 
@@ -58,6 +60,7 @@ def clients_create(
             "role": made.client.role.value,
             "key_prefix": made.client.key_prefix,
             "key": made.key,
+            "webhook_secret": made.webhook_secret,
         }
         sys.stdout.write(json.dumps(body) + "\n")
         return
@@ -67,6 +70,53 @@ def clients_create(
         f"(prefix {made.client.key_prefix}). Store the key now: it is not kept and "
         "cannot be shown again."
     )
+    say(f"webhook secret (verifies its callbacks; see docs/webhooks.md): {made.webhook_secret}")
+
+
+@clients_cli.command("webhook")
+def clients_webhook(
+    name: Annotated[str, typer.Argument(metavar="NAME", help="The client.")],
+    url: Annotated[
+        str | None,
+        typer.Option("--url", help="Default callback URL of its requests (https)."),
+    ] = None,
+    clear_url: Annotated[
+        bool, typer.Option("--clear-url", help="Remove the default callback URL.")
+    ] = False,
+    rotate_secret: Annotated[
+        bool,
+        typer.Option("--rotate-secret", help="Make a new webhook secret and print it (once)."),
+    ] = False,
+    as_json: JsonOption = False,
+    database_url: DatabaseUrlOption = None,
+) -> None:
+    """Set a client's default callback URL, or rotate its webhook secret.
+
+    Callbacks sent after a rotation are signed with the new secret only.
+    """
+    from app.auth.keys import KEEP, set_webhook
+    from app.config import get_settings
+
+    if url is not None and clear_url:
+        raise Refused("--url and --clear-url: give one of them")
+    target = None if clear_url else (KEEP if url is None else url)
+    allow = get_settings().webhook_allow_http_loopback
+    done = run_with(
+        database_for(database_url),
+        lambda db: set_webhook(
+            db, name, url=target, rotate_secret=rotate_secret, allow_http_loopback=allow
+        ),
+    )
+    if as_json:
+        body = {"name": done.client.name, "callback_url": done.client.callback_url}
+        if done.secret is not None:
+            body["webhook_secret"] = done.secret
+        sys.stdout.write(json.dumps(body) + "\n")
+        return
+    if done.secret is not None:
+        sys.stdout.write(done.secret + "\n")
+        say(f"new webhook secret for {name!r}: store it now, it cannot be shown again.")
+    say(f"{name!r} callback URL: {done.client.callback_url or '(none)'}")
 
 
 @clients_cli.command("list")
@@ -90,6 +140,7 @@ def clients_list(
                 "created_at": _stamp(c.created_at),
                 "last_used_at": _stamp(c.last_used_at) or None,
                 "revoked_at": _stamp(c.revoked_at) or None,
+                "callback_url": c.callback_url,
             }
             for c in clients
         ]

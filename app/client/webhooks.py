@@ -8,7 +8,7 @@ from typing import Any
 
 def verify_webhook(secret: str | bytes, headers: Mapping[str, str], body: bytes) -> Any:
     """Verify a callback ledgerflow POSTed: delegates to :mod:`app.webhooks.signature`."""
-    from app.webhooks import signature  # type: ignore[import-not-found]  # lands with webhooks
+    from app.webhooks import signature
 
     return signature.verify(secret, headers, body)
 

@@ -110,6 +110,9 @@ class Request(Base):
     legal_hold_reason: Mapped[str | None] = mapped_column(Text)
     #: When retention purged the payload bodies (``payload``, ``result``, step outputs).
     purged_at: Mapped[datetime | None]
+    #: Where a signed callback goes on each terminal or waiting-for-a-person state (the
+    #: submit's own ``callback_url``, else its API client's default); None: no callbacks.
+    callback_url: Mapped[str | None] = mapped_column(Text)
 
     __table_args__ = (
         UniqueConstraint("submitted_by", "idempotency_key"),
@@ -264,6 +267,50 @@ class FileCleanup(Base):
     )
 
 
+class CallbackOutbox(Base):
+    """A webhook callback owed for a change of state (the outbox).
+
+    Written in the same transaction as the change of state it announces (terminal, or
+    waiting for a person), so it exists exactly when the change committed. Workers claim
+    due rows with a lease, POST the signed body, and set ``sent_at`` (2xx) or, after the
+    last attempt, ``failed_at``; every attempt is audited (``callback_sent`` /
+    ``callback_failed``). Delivery is at least once: receivers dedupe on ``Webhook-Id``.
+    """
+
+    __tablename__ = "callback_outbox"
+
+    id: Mapped[uuid.UUID] = mapped_column(primary_key=True, default=uuid.uuid4)
+    request_id: Mapped[uuid.UUID] = mapped_column(_request_fk())
+    #: The request's kind and the state it entered (the body's ``kind`` and ``state``).
+    kind: Mapped[str] = mapped_column(String(32))
+    state: Mapped[str] = mapped_column(String(24))
+    #: The API client whose webhook secret signs the body (the request's ``submitted_by``).
+    client: Mapped[str] = mapped_column(String(128))
+    url: Mapped[str] = mapped_column(Text)
+    #: When the change of state happened (the body's ``at``).
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    not_before: Mapped[datetime] = mapped_column(default=utcnow)
+    claimed_by: Mapped[str | None] = mapped_column(String(128))
+    claimed_until: Mapped[datetime | None]
+    sent_at: Mapped[datetime | None]
+    failed_at: Mapped[datetime | None]
+    #: The last attempt's HTTP status, or why it got none (``timeout``, ``connect_error``…).
+    last_status: Mapped[int | None] = mapped_column(Integer)
+    last_error: Mapped[str | None] = mapped_column(String(64))
+
+    __table_args__ = (
+        # Workers look only at callbacks still owed, in due order.
+        Index(
+            "ix_callback_outbox_due",
+            "not_before",
+            postgresql_where=text("sent_at IS NULL AND failed_at IS NULL"),
+            sqlite_where=text("sent_at IS NULL AND failed_at IS NULL"),
+        ),
+        Index("ix_callback_outbox_request_id", "request_id"),
+    )
+
+
 # --------------------------------------------------------------------------- audit
 
 
@@ -352,6 +399,10 @@ class ApiClient(Base):
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
     last_used_at: Mapped[datetime | None]
+    #: Default ``callback_url`` of the requests this client submits over HTTP.
+    callback_url: Mapped[str | None] = mapped_column(Text)
+    #: Signs this client's webhook callbacks (HMAC-SHA256); shown once, when made or rotated.
+    webhook_secret: Mapped[str | None] = mapped_column(String(64))
 
 
 class ConsoleSession(Base):

@@ -33,6 +33,7 @@ from app.database.models import (
     Approval,
     AuditLog,
     Base,
+    CallbackOutbox,
     Escalation,
     FileCleanup,
     Request,
@@ -66,6 +67,7 @@ def _tables() -> tuple[tuple[str, Table], ...]:
         ("approvals", table(Approval)),
         ("escalations", table(Escalation)),
         ("cleanups", table(FileCleanup)),
+        ("outbox", table(CallbackOutbox)),
         ("audit", table(AuditLog)),
     )
 

@@ -66,6 +66,7 @@ class SubmitSpec(TypedDict, total=False):
     submitted_by: Required[str]
     idempotency_key: str | None
     priority: int
+    callback_url: str | None
 
 
 class Orchestrator(Reader):
@@ -107,6 +108,7 @@ class Orchestrator(Reader):
         submitted_by: str,
         idempotency_key: str | None = None,
         priority: int = 0,
+        callback_url: str | None = None,
     ) -> RequestView:
         """Create a request, or return the one already made with the same idempotency key.
 
@@ -117,6 +119,9 @@ class Orchestrator(Reader):
         payload raises ``InvalidRequest`` naming every bad field, also those checked against
         the settings (a transcription's ``audio_file_path`` outside ``AUDIO_DIR``).
         Concurrent submits share one transaction (:class:`~app.orchestrator.submit.SubmitWriter`).
+        With ``callback_url`` (https; see :mod:`app.webhooks`), a callback signed with the
+        webhook secret of the API client named ``submitted_by`` is owed at each terminal or
+        waiting-for-a-person state; a replayed idempotency key keeps the first submit's URL.
         """
         prepared = prepare(
             self.workflows,
@@ -125,6 +130,7 @@ class Orchestrator(Reader):
             submitted_by,
             idempotency_key,
             priority,
+            callback_url,
             settings=self.settings,
         )
         [outcome] = await self._submits.write([prepared])

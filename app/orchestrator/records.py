@@ -38,6 +38,7 @@ class RequestRow(TypedDict):
     audit_head: str
     created_at: datetime
     updated_at: datetime
+    callback_url: str | None
 
 
 class RequestUpdate(TypedDict, total=False):
@@ -123,6 +124,20 @@ class CleanupRow(TypedDict):
     not_before: datetime
 
 
+class OutboxRow(TypedDict):
+    """A ``callback_outbox`` row: a webhook callback owed for a change of state."""
+
+    id: uuid.UUID
+    request_id: uuid.UUID
+    kind: str
+    state: str
+    client: str
+    url: str
+    created_at: datetime
+    attempts: int
+    not_before: datetime
+
+
 #: Where an open gate sits before it is decided (the writer's guard).
 OPEN_GATE = {"approvals": "pending", "escalations": "open"}
 
@@ -180,6 +195,8 @@ class Snapshot:
     input_digest: str | None = None
     #: The current attempt follows one a crash interrupted: its files are cleaned first.
     interrupted: bool = False
+    #: Where the request's webhook callbacks go (None: nowhere).
+    callback_url: str | None = None
 
     @classmethod
     def from_row(cls, row: Any) -> Snapshot:
@@ -201,6 +218,7 @@ class Snapshot:
             priority=row.priority,
             lease_owner=row.lease_owner,
             updated_at=row.updated_at,
+            callback_url=row.callback_url,
         )
 
 
@@ -227,6 +245,8 @@ class Change:
     escalations: list[EscalationRow] = field(default_factory=list)
     gates: list[GateClosed] = field(default_factory=list)
     cleanups: list[CleanupRow] = field(default_factory=list)
+    #: Webhook callbacks owed (:mod:`app.webhooks`): written with the change, or not at all.
+    outbox: list[OutboxRow] = field(default_factory=list)
     domain: list[DomainWrite] = field(default_factory=list)
 
     @property

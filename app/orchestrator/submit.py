@@ -42,6 +42,8 @@ from app.orchestrator.retry import WRITE_RETRYABLE, transient_retry
 from app.orchestrator.states import State
 from app.orchestrator.views import RequestView
 from app.orchestrator.workflows import WorkflowRegistry
+from app.webhooks.exceptions import CallbackUrlRefused
+from app.webhooks.urls import check_callback_url
 
 log = structlog.get_logger(__name__)
 
@@ -78,11 +80,13 @@ def prepare(
     submitted_by: str,
     idempotency_key: str | None = None,
     priority: int = 0,
+    callback_url: str | None = None,
     *,
     settings: Settings | None = None,
 ) -> Prepared:
     """Validate one submit (raising ``InvalidRequest`` naming every bad field) and build its
-    change; payload rules that depend on the deployment are checked against ``settings``."""
+    change; payload rules that depend on the deployment are checked against ``settings``,
+    and so is ``callback_url`` (https, or http to loopback when allowed)."""
     submitted_by = require_text(submitted_by, "submitted_by")
     if idempotency_key is not None:
         idempotency_key = require_text(idempotency_key, "idempotency_key", limit=255)
@@ -93,6 +97,8 @@ def prepare(
         raise InvalidRequest(f"must be {bound}", field="priority")
     if not isinstance(payload, Mapping):
         raise InvalidRequest("must be an object", field="payload")
+    if callback_url is not None:
+        callback_url = _callback_url(callback_url, settings or get_settings())
     workflow = workflows.get(kind)
     clean = workflow.validate_payload(payload, settings)
     payload_digest = digest(clean)
@@ -105,8 +111,16 @@ def prepare(
         idempotency_key=idempotency_key,
         priority=priority,
         now=utcnow(),
+        callback_url=callback_url,
     )
     return Prepared(change, submitted_by, idempotency_key, payload_digest)
+
+
+def _callback_url(url: str, settings: Settings) -> str:
+    try:
+        return check_callback_url(url, allow_http_loopback=settings.webhook_allow_http_loopback)
+    except CallbackUrlRefused as exc:
+        raise InvalidRequest(exc.message, field="callback_url") from None
 
 
 def require_text(value: object, field: str, limit: int = 128) -> str:

@@ -11,7 +11,10 @@ the worker read snapshots, call these, and write the result through
 Every change that moves the request to another state carries exactly one
 ``state_transitions`` row and one ``state_changed`` audit event, and the move is checked
 against :data:`app.orchestrator.states.ALLOWED`; advancing to the next step while
-``running`` is not a change of state and carries neither.
+``running`` is not a change of state and carries neither. A move into a terminal or
+waiting-for-a-person state (:data:`~app.orchestrator.states.SETTLED`) of a request with a
+``callback_url`` also carries its ``callback_outbox`` row, so the callback is owed exactly
+when the change commits.
 """
 
 from __future__ import annotations
@@ -54,12 +57,13 @@ from app.orchestrator.records import (
     ExecutionRow,
     Gate,
     GateClosed,
+    OutboxRow,
     RequestRow,
     RequestUpdate,
     Snapshot,
     TransitionRow,
 )
-from app.orchestrator.states import TERMINAL, State, can_transition
+from app.orchestrator.states import SETTLED, TERMINAL, State, can_transition
 from app.orchestrator.workflows import Step, Workflow
 
 #: Longest error text kept in an execution row or an ``agent_failed`` event.
@@ -187,6 +191,24 @@ class _Draft:
         self.event(StateChanged(from_state=self.state, to_state=target, step=step, reason=reason))
         self.state = target
         self.update["state"] = str(target)
+        if target in SETTLED and self.snap.callback_url:
+            self.owe_callback(target, self.snap.callback_url)
+
+    def owe_callback(self, state: State, url: str) -> None:
+        """The request reached a state its submitter is told of: a callback is owed."""
+        self.change.outbox.append(
+            OutboxRow(
+                id=uuid7(),
+                request_id=self.snap.id,
+                kind=self.snap.kind,
+                state=str(state),
+                client=self.snap.submitted_by,
+                url=url,
+                created_at=self.now,
+                attempts=0,
+                not_before=self.now,
+            )
+        )
 
     def enter_step(self, workflow: Workflow, index: int) -> None:
         """Point the request at step ``index`` with a fresh attempt budget."""
@@ -331,8 +353,10 @@ def submitted(
     idempotency_key: str | None,
     priority: int,
     now: datetime,
+    callback_url: str | None = None,
 ) -> Change:
-    """A new request, ``pending`` at its first step, with its chain's first two events."""
+    """A new request, ``pending`` at its first step, with its chain's first two events
+    (and, with ``callback_url``, callbacks owed at each terminal or waiting state)."""
     first = workflow.steps[0]
     snap = Snapshot(
         id=request_id,
@@ -349,6 +373,7 @@ def submitted(
         result=None,
         submitted_by=submitted_by,
         priority=priority,
+        callback_url=callback_url,
     )
     draft = _Draft(snap, submitted_by, now)
     draft.event(
@@ -395,6 +420,7 @@ def submitted(
         audit_head=change.after.audit_head,
         created_at=now,
         updated_at=now,
+        callback_url=callback_url,
     )
     change.after.version = 0
     return change

@@ -53,6 +53,7 @@ from app.orchestrator.retry import transient_retry
 from app.orchestrator.states import State
 from app.orchestrator.transitions import Attempt, Failure, Lease, Success
 from app.orchestrator.workflows import Workflow
+from app.webhooks.sender import CallbackSender
 
 log = structlog.get_logger(__name__)
 
@@ -99,6 +100,8 @@ class Worker:
         self.cleanups = CleanupRunner(
             self.database, self.workflows, agents, self.settings, self.worker_id
         )
+        #: Sends the webhook callbacks the outbox owes (``app.webhooks.sender``).
+        self.callbacks = CallbackSender(self.database, self.settings, self.worker_id)
         self._stopping = asyncio.Event()
         self._slot_freed = asyncio.Event()
         self._tasks: dict[uuid.UUID, asyncio.Task[None]] = {}
@@ -123,6 +126,7 @@ class Worker:
         committer = asyncio.create_task(self.committer.run(), name="group-commit")
         heartbeat = asyncio.create_task(self._heartbeat(), name="heartbeat")
         cleaner = asyncio.create_task(self.cleanups.run(self._stopping), name="cleanups")
+        callbacks = asyncio.create_task(self.callbacks.run(self._stopping), name="callbacks")
         checkpointer = self._wal_checkpointer()
         checkpoints = checkpointer and asyncio.create_task(checkpointer.run(), name="wal")
         try:
@@ -136,6 +140,7 @@ class Worker:
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
             await cleaner
+            await callbacks
             if checkpointer and checkpoints:
                 checkpointer.stop()
                 await checkpoints

@@ -1,6 +1,7 @@
 """Knowing when a request is done, against a real ``ledgerflow serve`` and its workers:
 the event stream sees every state live and resumes, the long poll and ``requests wait``
-agree, and SIGTERM ends an open stream cleanly."""
+agree, a webhook receiver gets each signed callback, and SIGTERM ends an open stream
+cleanly."""
 
 from __future__ import annotations
 
@@ -17,8 +18,11 @@ import httpx
 import pytest
 
 from app.agents.research import sample_research_payloads
+from app.webhooks import verify_webhook
+from tests.support.receiver import Receiver
 from tests.support.serve import ROOT, Server, free_port
 from tests.support.serve import run_cli as _run
+from tests.support.serve import wait_for as _wait_for
 
 pytestmark = pytest.mark.slow
 
@@ -33,6 +37,8 @@ def server(tmp_path: Path) -> Iterator[tuple[Server, dict[str, str]]]:
         "POLL_SECONDS": "0.1",
         "WATCH_POLL_SECONDS": "0.1",
         "SSE_HEARTBEAT_SECONDS": "1",
+        "WEBHOOK_ALLOW_HTTP_LOOPBACK": "true",
+        "WEBHOOK_POLL_SECONDS": "0.1",
         "LOG_FORMAT": "json",
         "PYTHONPATH": str(ROOT),
     }
@@ -45,11 +51,15 @@ def server(tmp_path: Path) -> Iterator[tuple[Server, dict[str, str]]]:
         proc.kill()
 
 
-def _key(env: dict[str, str], name: str, role: str) -> str:
+def _made(env: dict[str, str], name: str, role: str) -> dict[str, str]:
     made = _run(
         [sys.executable, "-m", "app.cli", "clients", "create", name, "--role", role, "--json"], env
     )
-    return str(json.loads(made)["key"])
+    return dict(json.loads(made))
+
+
+def _key(env: dict[str, str], name: str, role: str) -> str:
+    return _made(env, name, role)["key"]
 
 
 def _events(lines: Iterator[str], on_event: Any = None) -> list[tuple[int, dict[str, Any]]]:
@@ -74,13 +84,17 @@ def test_event_stream_follows_a_research_request_live_and_resumes(
     server: tuple[Server, dict[str, str]],
 ) -> None:
     proc, env = server
-    submitter = {"Authorization": f"Bearer {_key(env, 'svc-e2e', 'submitter')}"}
+    made = _made(env, "svc-e2e", "submitter")
+    submitter = {"Authorization": f"Bearer {made['key']}"}
     reviewer = {"Authorization": f"Bearer {_key(env, 'dr-e2e', 'reviewer')}"}
     payload = sample_research_payloads()["type2_diabetes_adults"]
+    hooks = Receiver().start()
 
     with proc.start() as client:
         created = client.post(
-            "/v1/requests", json={"kind": "research", "payload": payload}, headers=submitter
+            "/v1/requests",
+            json={"kind": "research", "payload": payload, "callback_url": hooks.url},
+            headers=submitter,
         )
         assert created.status_code == 201, created.text
         request_id = created.json()["id"]
@@ -132,6 +146,16 @@ def test_event_stream_follows_a_research_request_live_and_resumes(
         assert done.status_code == 204
         final = client.get(f"/v1/requests/{request_id}", params={"wait": 30}, headers=submitter)
         assert final.json()["state"] == "completed"
+        # The workers sent a signed callback for the gate and one for the completion.
+        _wait_for(lambda: len(hooks.received) >= 2, "two callbacks", timeout=30)
+        hooks.stop()
+        callbacks = [
+            verify_webhook(made["webhook_secret"], r.headers, r.body) for r in hooks.received
+        ]
+        assert [(c["request_id"], c["state"]) for c in callbacks] == [
+            (request_id, "awaiting_approval"),
+            (request_id, "completed"),
+        ]
 
     waited = subprocess.run(
         [sys.executable, "-m", "app.cli", "requests", "wait", request_id, "--timeout", "10"],

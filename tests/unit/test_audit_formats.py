@@ -126,9 +126,15 @@ SAMPLES: list[AuditEvent] = [
         channel="console",
     ),
     DataAccessed(file="conditions.csv", sha256=DIGEST, bytes_sent=120, channel="cli"),
-    CallbackSent(callback_id=7, state="completed", host="hooks.example.org", status=204, attempt=1),
+    CallbackSent(
+        callback_id=str(uuid.uuid4()),
+        state="completed",
+        host="hooks.example.org",
+        status=204,
+        attempt=1,
+    ),
     CallbackFailed(
-        callback_id=7,
+        callback_id=str(uuid.uuid4()),
         state="completed",
         host="hooks.example.org",
         error_type="timeout",

@@ -49,6 +49,12 @@ _FORM_SCHEMA: dict[str, Any] = {
         "patient_id": {"type": "string", "minLength": 1, "maxLength": 64},
         "clinician_id": {"type": "string", "minLength": 1, "maxLength": 64},
         "priority": {"type": "integer", "minimum": -100, "maximum": 100, "default": 0},
+        "callback_url": {
+            "type": "string",
+            "maxLength": 1024,
+            "description": "https URL for signed callbacks (default: the client's); "
+            "see docs/webhooks.md",
+        },
         "file": {"type": "string", "format": "binary", "description": "WAV (integer PCM)"},
     },
 }
@@ -119,6 +125,7 @@ async def upload_recording(
                 principal.name,
                 idempotency_key,
                 _priority(upload.fields.get("priority")),
+                upload.fields.get("callback_url") or principal.callback_url,
             )
         except InvalidRequest as exc:
             # Name the form fields the caller sent, not the payload's internal paths.

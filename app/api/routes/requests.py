@@ -114,6 +114,7 @@ async def submit_request(
         principal.name,
         idempotency_key,
         body.priority,
+        body.callback_url or principal.callback_url,
     )
     created_or_replayed(response, view, before)
     return public(view)
@@ -144,6 +145,7 @@ async def submit_batch(
                 submitted_by=principal.name,
                 idempotency_key=item.idempotency_key,
                 priority=item.priority,
+                callback_url=item.callback_url or principal.callback_url,
             )
         )
     before = utcnow()
