@@ -5,6 +5,9 @@ from __future__ import annotations
 import hashlib
 import hmac
 import random
+import re
+from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -118,3 +121,14 @@ def test_backoff_doubles_with_jitter_up_to_the_maximum() -> None:
         delays = [backoff(attempt, settings, rng) for _ in range(50)]
         assert all(ceiling / 2 <= d <= ceiling for d in delays), (attempt, delays)
         assert len(set(delays)) > 1  # jittered
+
+
+def test_the_standard_library_verifier_in_docs_webhooks_md_works() -> None:
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "webhooks.md").read_text()
+    [snippet] = [b for b in re.findall(r"```python\n(.*?)```", docs, re.S) if "def verify(" in b]
+    namespace: dict[str, Any] = {}
+    exec(snippet, namespace)  # the receiver's code exactly as documented
+    headers = signed_headers(SECRET, "cb-1", BODY)
+    assert namespace["verify"](SECRET, headers, BODY)["state"] == "completed"
+    with pytest.raises(ValueError, match="bad signature"):
+        namespace["verify"]("whsec_other", headers, BODY)
