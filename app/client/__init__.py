@@ -11,7 +11,9 @@ typed errors carrying the server's RFC 9457 problem::
         request = lf.wait(request.id, timeout=300)
         lf.download_delivery(request.id, "delivery/")
 
-The server never imports this package (it alone needs httpx at run time).
+``verify_webhook`` is the server's own verifier (:mod:`app.webhooks.signature`), so a
+receiver checks callbacks with the code that signs them. The server never imports this
+package (it alone needs httpx at run time).
 """
 
 from app.client.clients import AsyncClient, Client
@@ -36,7 +38,8 @@ from app.client.exceptions import (
 )
 from app.client.operations import STOPPED, DownloadedDelivery
 from app.client.retry import RetryPolicy
-from app.client.webhooks import verify_webhook
+from app.webhooks.exceptions import WebhookVerificationError
+from app.webhooks.signature import verify_webhook
 
 __all__ = [
     "STOPPED",
@@ -61,5 +64,6 @@ __all__ = [
     "ServiceUnavailable",
     "TransportFailed",
     "Unauthorized",
+    "WebhookVerificationError",
     "verify_webhook",
 ]

@@ -31,8 +31,8 @@ from app.client.operations import (
     build,
 )
 from app.client.retry import RetryPolicy
-from app.client.webhooks import verify_webhook
 from app.results.models import RecordingPublic, RecordingsPage, TranscriptPublic
+from app.webhooks.signature import verify_webhook
 
 T = TypeVar("T")
 RequestId = uuid.UUID | str
@@ -186,11 +186,14 @@ class Client(Operations):
         clinician_id: str,
         priority: int | None = None,
         idempotency_key: str | None = None,
+        callback_url: str | None = None,
     ) -> RequestPublic:
         """Upload a WAV recording; returns its transcription request (whose id is the
         recording's id)."""
         return self._run(
-            self._upload_recording(Path(path), patient_id, clinician_id, priority, idempotency_key)
+            self._upload_recording(
+                Path(path), patient_id, clinician_id, priority, idempotency_key, callback_url
+            )
         )
 
     def recording(self, recording_id: RequestId) -> RecordingPublic:
@@ -229,6 +232,8 @@ class Client(Operations):
         """A research request's delivery into ``dest_dir``, every file's SHA-256 checked."""
         return self._run(self._download_delivery(request_id, Path(dest_dir)))
 
+    #: Verify a callback ledgerflow POSTed: the server's own
+    #: :func:`~app.webhooks.signature.verify_webhook` (docs/webhooks.md).
     verify_webhook = staticmethod(verify_webhook)
 
 
@@ -344,10 +349,13 @@ class AsyncClient(Operations):
         clinician_id: str,
         priority: int | None = None,
         idempotency_key: str | None = None,
+        callback_url: str | None = None,
     ) -> RequestPublic:
         """Upload a WAV recording; returns its transcription request."""
         return await self._run(
-            self._upload_recording(Path(path), patient_id, clinician_id, priority, idempotency_key)
+            self._upload_recording(
+                Path(path), patient_id, clinician_id, priority, idempotency_key, callback_url
+            )
         )
 
     async def recording(self, recording_id: RequestId) -> RecordingPublic:
@@ -389,6 +397,8 @@ class AsyncClient(Operations):
         """A research request's delivery into ``dest_dir``, every file's SHA-256 checked."""
         return await self._run(self._download_delivery(request_id, Path(dest_dir)))
 
+    #: Verify a callback ledgerflow POSTed: the server's own
+    #: :func:`~app.webhooks.signature.verify_webhook` (docs/webhooks.md).
     verify_webhook = staticmethod(verify_webhook)
 
 

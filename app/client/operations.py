@@ -254,10 +254,13 @@ class Operations:
         clinician_id: str,
         priority: int | None,
         idempotency_key: str | None,
+        callback_url: str | None,
     ) -> Op[RequestPublic]:
         form = {"patient_id": patient_id, "clinician_id": clinician_id}
         if priority is not None:
             form["priority"] = str(priority)
+        if callback_url is not None:
+            form["callback_url"] = callback_url
         key = idempotency_key or str(uuid.uuid4())
         call = Call(
             "POST",

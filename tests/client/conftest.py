@@ -16,7 +16,7 @@ import httpx
 import pytest
 from sqlalchemy.engine import URL, make_url
 
-from app.auth.keys import create_client
+from app.auth.keys import NewClient, create_client
 from app.database import Database
 from tests.databases import BACKENDS, PostgresFactory
 from tests.support.serve import ROOT, Server, free_port, run_cli
@@ -40,6 +40,8 @@ class Served:
     server: Server
     env: dict[str, str]
     keys: dict[str, str]
+    #: Each client's webhook signing secret, by the same labels.
+    secrets: dict[str, str]
 
     @property
     def base_url(self) -> str:
@@ -66,25 +68,28 @@ def start(tmp: Path, url: URL, extra: dict[str, str] | None = None, *args: str) 
         "POLL_SECONDS": "0.1",
         "LOG_FORMAT": "json",
         "PYTHONPATH": str(ROOT),
+        "WEBHOOK_ALLOW_HTTP_LOOPBACK": "true",
+        "WEBHOOK_POLL_SECONDS": "0.2",
         **(extra or {}),
     }
     run_cli([sys.executable, "-m", "app.cli", "db", "init"], env)
     run_cli([sys.executable, "scripts/seed_db.py", "--patients", "300"], env)
 
-    async def make_keys() -> dict[str, str]:
+    async def make_clients() -> dict[str, NewClient]:
         database = Database.from_url(url)
         try:
             return {
-                label: (await create_client(database, f"client-{label}", role)).key
+                label: await create_client(database, f"client-{label}", role)
                 for label, role in ROLES.items()
             }
         finally:
             await database.dispose()
 
-    keys = in_thread(make_keys())
+    made = in_thread(make_clients())
     server = Server(env, free_port(), tmp / "serve.log", args=args)
     server.start().close()
-    return Served(server, env, keys)
+    keys = {label: new.key for label, new in made.items()}
+    return Served(server, env, keys, {label: new.webhook_secret for label, new in made.items()})
 
 
 def stop(served: Served) -> None:
