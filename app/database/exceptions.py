@@ -249,6 +249,12 @@ def _schema(
         return SchemaNotReady(
             f"DATABASE_URL: tables missing in {describe_url(url)} ({text}); run: ledgerflow db init"
         )
+    # A column this build reads is missing: the database was made by an older ledgerflow.
+    if state == "42703" or (lite == "SQLITE_ERROR" and "no such column" in text):
+        return SchemaNotReady(
+            f"DATABASE_URL: {describe_url(url)} has an older schema than this ledgerflow "
+            f"({text}); run: ledgerflow db upgrade"
+        )
     return None
 
 

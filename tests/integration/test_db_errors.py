@@ -32,7 +32,8 @@ from app.database import (
     DatabaseUnavailable,
     SchemaNotReady,
 )
-from app.database.schema import require_head
+from app.database import schema as schema_module
+from app.database.schema import downgrade, require_head
 from app.orchestrator.engine import Orchestrator
 from app.orchestrator.retry import retrying_write
 from tests.conftest import DatabaseUrlFactory
@@ -156,6 +157,19 @@ async def test_a_database_without_tables_says_run_db_init(
     finally:
         await database.dispose()
     assert start.value.message.startswith("DATABASE_URL: no tables in ")
+
+
+async def test_a_database_made_by_an_older_ledgerflow_says_run_db_upgrade(
+    database: Database, database_url: URL
+) -> None:
+    # One migration back: the columns the newest one added are missing. A command that
+    # reads without checking the migration first must fail at once, saying what to do.
+    migrations = Path(schema_module.__file__).parent / "migrations" / "versions"
+    revisions = sorted(p.stem[:4] for p in migrations.glob("0*.py"))
+    await downgrade(database, revisions[-2])
+    error = await fails_at_once(database_url, SchemaNotReady)
+    assert "older schema than this ledgerflow" in error.message
+    assert error.message.endswith("; run: ledgerflow db upgrade")
 
 
 async def test_a_database_behind_the_head_is_refused_at_start(database: Database) -> None:
