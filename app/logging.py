@@ -24,6 +24,7 @@ from collections.abc import Collection, Iterable, Mapping
 from typing import Any
 
 import structlog
+from structlog.typing import ExceptionRenderer
 
 #: What a masked value becomes.
 MASK = "[masked]"
@@ -212,10 +213,17 @@ def configure_logging(
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.StackInfoRenderer(),
     ]
+    # Masked exceptions arrive as text: print it as it is (structlog before 26.1 warns on
+    # every masked exception when asked for pretty ones).
+    exceptions: ExceptionRenderer = structlog.dev.default_exception_formatter
+    if mask:
+        exceptions = structlog.dev.plain_traceback
     renderer: Any = (
         structlog.processors.JSONRenderer()
         if use_json
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        else structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=exceptions
+        )
     )
     structlog.configure(
         processors=[

@@ -18,11 +18,10 @@ from pathlib import Path
 import structlog
 from sqlalchemy import text
 from sqlalchemy.engine import URL
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from app.database.exceptions import describe_url, translate
+from app.database.exceptions import describe_url, is_driver_error, translate
 from app.database.schema import head_revision
 
 log = structlog.get_logger(__name__)
@@ -77,7 +76,11 @@ class ReadinessProbe:
         except TimeoutError:
             log.warning("not_ready", database=describe_url(self.url), error="timeout")
             return Readiness(False, f"database did not answer in {self.timeout:g} s")
-        except (SQLAlchemyError, OSError) as exc:
+        except Exception as exc:
+            # SQLAlchemy before 2.1 lets some of asyncpg's connect errors out unwrapped
+            # (a database refusing connections: ObjectNotInPrerequisiteStateError).
+            if not is_driver_error(exc):
+                raise
             error = translate(exc, self.url)
             log.warning("not_ready", error=error.message)
             return Readiness(False, _PUBLIC_REASONS.get(error.code, "database error"))

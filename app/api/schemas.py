@@ -6,7 +6,7 @@ import uuid
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, StrictBool, StrictInt
+from pydantic import BaseModel, ConfigDict, Discriminator, Field, StrictBool, StrictInt
 
 from app.agents.research.submission import ResearchSubmission
 from app.agents.transcription import TranscriptionPayload
@@ -52,8 +52,9 @@ class TranscriptionCreate(_Body):
     callback_url: CallbackUrl | None = None
 
 
-#: ``POST /v1/requests``: the payload's schema follows ``kind``.
-RequestCreate = Annotated[ResearchCreate | TranscriptionCreate, Field(discriminator="kind")]
+#: ``POST /v1/requests``: the payload's schema follows ``kind``. (A ``Discriminator``, not
+#: ``Field(discriminator=...)``: FastAPI before 0.156.1 lets ``Body()`` erase the latter.)
+RequestCreate = Annotated[ResearchCreate | TranscriptionCreate, Discriminator("kind")]
 
 
 class RequestPublic(RequestView):

@@ -27,11 +27,11 @@ clients_cli = command_group(
 
 
 def _stamp(value: object) -> str:
-    return value.isoformat() if hasattr(value, "isoformat") else ""
+    return str(value.isoformat()) if hasattr(value, "isoformat") else ""
 
 
 def _when(value: object) -> str:
-    return value.strftime("%Y-%m-%d %H:%M") if hasattr(value, "strftime") else ""
+    return str(value.strftime("%Y-%m-%d %H:%M")) if hasattr(value, "strftime") else ""
 
 
 @clients_cli.command("create")

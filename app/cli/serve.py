@@ -106,6 +106,9 @@ async def serve(
             log_config=None,
             access_log=False,
             lifespan="on",
+            # No WebSocket routes: load no WebSocket library (uvicorn before 0.50 would
+            # import websockets' deprecated legacy API).
+            ws="none",
             timeout_graceful_shutdown=math.ceil(settings.shutdown_grace_seconds),
         )
     )

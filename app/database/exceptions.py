@@ -177,6 +177,11 @@ def _first_line(exc: BaseException) -> str:
     original = _next(exc) or exc
     while (deeper := getattr(original, "orig", None)) is not None and deeper is not original:
         original = deeper
+    # SQLAlchemy before 2.1 wraps asyncpg's error in an adapter whose text starts with
+    # "<class 'asyncpg...'>: "; the driver's own error (its cause) says it plainly.
+    cause = original.__cause__
+    if cause is not None and type(cause).__module__.split(".")[0] in _DRIVER_PACKAGES:
+        original = cause
     text = str(original).strip()
     return text.splitlines()[0] if text else type(original).__name__
 

@@ -38,13 +38,12 @@ from pathlib import Path
 import structlog
 from sqlalchemy import inspect, text
 from sqlalchemy.engine import URL, Connection
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
 from app.audit.verify import Report, verify_session
 from app.config import Settings, get_settings
 from app.database import Database
-from app.database.exceptions import describe_url, translated_errors
+from app.database.exceptions import describe_url, is_driver_error, translated_errors
 from app.database.types import utcnow
 from app.ops.exceptions import BackupFailed, RestoreFailed, RestoreRefused
 from app.ops.pgtools import find_tool, first_error_line, libpq_env, run_tool
@@ -321,7 +320,9 @@ async def _scratch_database(database: Database) -> AsyncIterator[URL]:
     try:
         async with admin.connect() as connection:
             await connection.execute(text(f'CREATE DATABASE "{name}"'))
-    except (SQLAlchemyError, OSError) as exc:
+    except Exception as exc:
+        if not is_driver_error(exc):
+            raise
         raise BackupFailed(
             f"verifying the dump needs a scratch database on {describe_url(database.url)} "
             f"and CREATE DATABASE failed ({str(exc).splitlines()[0]}) — grant CREATEDB"

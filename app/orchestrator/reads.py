@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import builtins
 import uuid
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -177,7 +178,8 @@ class Reader:
 
     async def _views(self, query: Any, view: type[ViewT]) -> builtins.list[ViewT]:
         async with self.database.read_session() as session:
-            return [view.model_validate(row) for row in (await session.execute(query)).scalars()]
+            rows: Sequence[Any] = (await session.execute(query)).scalars().all()
+            return [view.model_validate(row) for row in rows]
 
 
 __all__ = ["Reader"]

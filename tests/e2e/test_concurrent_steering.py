@@ -104,10 +104,14 @@ async def api(database: Database, tmp_path: Path) -> AsyncIterator[tuple[Service
             port=port,
             log_level="warning",
             timeout_keep_alive=120,  # no idle close racing a reused connection
+            ws="none",  # as `ledgerflow serve`
         )
     )
     serving = asyncio.create_task(server.serve())
     while not server.started:
+        if serving.done():
+            serving.result()  # raises what stopped the server from starting
+            pytest.fail("the API server exited before it started")
         await asyncio.sleep(0.05)
     yield services, f"http://127.0.0.1:{port}"
     server.should_exit = True
