@@ -3,9 +3,10 @@
 # too low fails. uv resolves every direct dependency (runtime and dev) to its floor and the
 # rest to their newest ("lowest-direct") into .venv-lowest; scripts/check_floors.py checks
 # that each floor is what got installed; then that ruff lints and the tests that need no
-# browser and no extra processes run (unit, CLI, API, the database layer's). mypy is not run here: its verdict depends on the
-# libraries' annotations (SQLAlchemy 2.0's differ from 2.1's); it runs in the main venv.
-# Needs .venv (scripts/test.sh makes it); extra arguments go to pytest.
+# browser and no extra processes run (unit, CLI, API, the database layer's). mypy is not
+# run here: its verdict depends on the libraries' annotations (SQLAlchemy 2.0's differ from
+# 2.1's); it runs in the main venv. Needs .venv (scripts/test.sh makes it); extra arguments
+# go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

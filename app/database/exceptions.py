@@ -112,6 +112,7 @@ _LOST_TEXTS = (
     "terminating connection",
     "server closed the connection",
     "another operation is in progress",
+    "cannot switch to state",  # asyncpg: "...; another operation (2) is in progress"
     "connection does not exist",
     "not currently accepting connections",
     "the database system is starting up",
